@@ -1,0 +1,90 @@
+// Control of the local PostgreSQL 15: initdb, managed config files, pg_ctl start/stop/promote/
+// reload, and observation through libpq without blocking the event loop.
+// Only daemon/ and runtime/ name this concrete class; tests use it against a real PostgreSQL.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/pg_state.hpp"
+#include "core/settings.hpp"
+
+namespace pgwarden::pg {
+
+template <class T>
+using Task = boost::asio::awaitable<T>;
+template <class T>
+using Result = boost::system::result<T>;
+
+// A failed PostgreSQL operation: what failed, in a sentence that names the command or file,
+// with the tail of the command's output. Passwords never appear in it.
+struct PgError {
+    std::string message;
+};
+
+using Status = std::optional<PgError>;  // nullopt = success
+
+enum class StopMode { Smart, Fast, Immediate };
+
+// What the config files must say (rendered by the runtime from settings + dynamic config).
+struct ConfigFiles {
+    std::map<std::string, std::string> parameters;  // postgresql.conf (managed by pgwarden)
+    std::vector<std::string> pg_hba;                // empty = leave pg_hba.conf alone
+    std::vector<std::string> pg_ident;              // empty = leave pg_ident.conf alone
+    // Standby: primary_conninfo etc. written into postgresql.conf and standby.signal created;
+    // nullopt = no standby.signal (primary).
+    std::optional<std::map<std::string, std::string>> recovery;
+};
+
+class Postgres {
+public:
+    Postgres(boost::asio::any_io_executor ex, core::Settings settings);
+    ~Postgres();
+    Postgres(const Postgres&) = delete;
+    Postgres& operator=(const Postgres&) = delete;
+
+    // Becomes the child-subreaper (prctl) and installs the SIGCHLD handler that reaps every
+    // child and orphan; `on_postmaster_exit` runs on the executor at once when the postmaster
+    // this object started (or adopted) exits.
+    void start_supervision(std::function<void()> on_postmaster_exit);
+
+    // One observation: data directory, pg_control (sysid, state, timeline), postmaster alive
+    // (postmaster.pid + /proc state, never kill(pid,0) alone), and one status query with a
+    // short deadline when it runs.
+    Task<core::PgObservation> observe();
+
+    // initdb with the configured bootstrap.initdb arguments and the superuser name/password.
+    Task<Status> initdb();
+    // Writes postgresql.conf (pgwarden-managed include), pg_hba.conf, pg_ident.conf,
+    // standby.signal / recovery parameters, and the pgpass file (mode 0600).
+    Task<Status> write_config(ConfigFiles files);
+    // pg_ctl start -w, bounded by `timeout`; success once accepting connections.
+    Task<Status> start(std::chrono::seconds timeout);
+    Task<Status> stop(StopMode mode, std::chrono::seconds timeout);
+    Task<Status> promote(std::chrono::seconds timeout);  // pg_ctl promote -w
+    Task<Status> reload();
+    // Creates/updates the replication and rewind roles (and sets the superuser password) on
+    // a running primary after bootstrap.
+    Task<Status> create_roles();
+    // Runs a statement on the running instance as the superuser (e.g. CHECKPOINT).
+    Task<Status> execute(std::string sql);
+
+    // pid of the running postmaster, if known.
+    std::optional<int> postmaster_pid() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pgwarden::pg
