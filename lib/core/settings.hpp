@@ -26,6 +26,8 @@ struct RestApiSettings {
     std::vector<std::string> allowlist;
     bool allowlist_include_members = false;
     std::map<std::string, std::string> http_extra_headers;
+    std::string keyfile_password;  // never logged (added by lib/config)
+    std::string ciphers;
 };
 
 struct Etcd3Settings {
@@ -54,6 +56,8 @@ struct ConsulSettings {
     bool register_service = false;
     std::vector<std::string> service_tags;
     int service_check_interval = 5;  // seconds
+    // service_check_interval exactly as configured (a Go duration); Patroni sends it verbatim.
+    std::string service_check_interval_text = "5s";
     std::string service_check_tls_server_name;
 };
 
@@ -91,6 +95,9 @@ struct DynamicSettings {
     bool check_timeline = false;
     bool pause = false;
     int max_timelines_history = 0;
+    std::int64_t maximum_lag_on_syncnode = -1;
+    int primary_race_backoff = 0;
+    int member_slots_ttl = 1800;  // seconds
     PostgresqlDynamic postgresql;
 };
 
@@ -120,6 +127,12 @@ struct PostgresqlSettings {
     std::vector<std::string> create_replica_methods;  // default {"basebackup"}
     std::vector<std::string> basebackup_args;         // rendered "--key=value" / "--flag"
     bool use_unix_socket = false;
+    std::string proxy_address;
+    std::map<std::string, std::string> bin_name;  // custom binary names (pg_ctl, initdb, ...)
+    // Local override of the dynamic use_pg_rewind: set by postgresql.use_pg_rewind, or forced
+    // by the legacy credentials layout (no postgresql.authentication): true iff
+    // postgresql.pg_rewind exists (Patroni config.py _build_effective_configuration).
+    std::optional<bool> use_pg_rewind;
     int pg_ctl_timeout = 60;
     bool remove_data_directory_on_rewind_failure = false;
     bool remove_data_directory_on_diverged_timelines = false;
@@ -154,6 +167,8 @@ struct Settings {
     PostgresqlSettings postgresql;
     Tags tags;
     std::string watchdog_mode = "off";
+    std::string watchdog_device = "/dev/watchdog";
+    int watchdog_safety_margin = 5;
     LogSettings log;
 };
 
