@@ -3,6 +3,10 @@
 // Contract: /work/shared/spec/patroni-rest-api.md (Patroni 4.1.4).
 #pragma once
 
+#include "core/cluster.hpp"
+#include "core/node_status.hpp"
+#include "core/settings.hpp"
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -11,15 +15,11 @@
 #include <utility>
 #include <vector>
 
-#include "core/cluster.hpp"
-#include "core/node_status.hpp"
-#include "core/settings.hpp"
-
 namespace pgwarden::rest {
 
 struct Request {
-    std::string method;                         // "GET", "HEAD", ...
-    std::string target;                         // path?query, as received
+    std::string method;                          // "GET", "HEAD", ...
+    std::string target;                          // path?query, as received
     std::map<std::string, std::string> headers;  // lower-case names
     std::string body;
     bool has_content_length = false;

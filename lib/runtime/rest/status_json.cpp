@@ -1,17 +1,16 @@
 #include "runtime/rest/status_json.hpp"
 
+#include "runtime/rest/json_util.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 
-#include "runtime/rest/json_util.hpp"
-
 namespace pgwarden::rest {
 
 using core::PgState;
-using core::Role;
 
 StatusView status_view(const core::NodeStatus& status, core::MonoMs now) {
     StatusView v;
@@ -23,7 +22,8 @@ StatusView status_view(const core::NodeStatus& status, core::MonoMs now) {
         v.server_version = pg.server_version;
         if (pg.in_recovery) {
             v.role = "replica";
-            v.received_location = pg.receive_location != 0 ? pg.receive_location : pg.replay_location;
+            v.received_location =
+                pg.receive_location != 0 ? pg.receive_location : pg.replay_location;
             v.replayed_location = pg.replay_location;
             v.latest_end_lsn = pg.latest_end_lsn;
             if (status.standby_cluster) {
@@ -138,7 +138,8 @@ std::string patroni_status_json(const core::NodeStatus& status, core::MonoMs now
         out["database_system_identifier"] = *status.sysid;
     }
     put_pending_restart(out, status);
-    out["patroni"] = OJson{{"version", status.version}, {"scope", status.scope}, {"name", status.name}};
+    out["patroni"] =
+        OJson{{"version", status.version}, {"scope", status.scope}, {"name", status.name}};
     if (status.scheduled_restart_json) {
         if (auto sr = parse_json(*status.scheduled_restart_json); sr && sr->is_object()) {
             sr->erase("postmaster_start_time");
@@ -260,8 +261,7 @@ private:
 std::optional<double> timestamp_to_epoch(const std::string& text) {
     Scanner sc(text);
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
-    if (!sc.digits(4, y) || !sc.eat('-') || !sc.digits(2, mo) || !sc.eat('-') ||
-        !sc.digits(2, d)) {
+    if (!sc.digits(4, y) || !sc.eat('-') || !sc.digits(2, mo) || !sc.eat('-') || !sc.digits(2, d)) {
         return std::nullopt;
     }
     if (!sc.eat(' ') && !sc.eat('T')) {
@@ -307,14 +307,14 @@ std::optional<double> timestamp_to_epoch(const std::string& text) {
         } else {
             sc.digits(2, om);
         }
-        offset = sign * (oh * 3600 + om * 60 + os);
+        offset = std::int64_t{sign} * (std::int64_t{oh} * 3600 + std::int64_t{om} * 60 + os);
     }
     if (!sc.at_end() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) {
         return std::nullopt;
     }
-    const std::int64_t secs = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) *
-                                  86400 +
-                              h * 3600 + mi * 60 + se - offset;
+    const std::int64_t secs =
+        days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
+        std::int64_t{h} * 3600 + std::int64_t{mi} * 60 + se - offset;
     // As Python's timedelta.total_seconds(): exact integer microseconds, one rounding.
     return static_cast<double>(secs * 1000000 + micros) / 1e6;
 }

@@ -2,23 +2,23 @@
 // DCS member key value. Both are built from the published NodeStatus, so they share this file.
 #pragma once
 
+#include "core/cluster.hpp"
+#include "core/node_status.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
-
-#include "core/cluster.hpp"
-#include "core/node_status.hpp"
 
 namespace pgwarden::rest {
 
 // Patroni's get_postgresql_status() as values (spec 3): what the health checks, /patroni and
 // /metrics all look at. Built per request from NodeStatus and `now`.
 struct StatusView {
-    std::string state;         // PostgresqlState string, or "unknown" (running but query failed)
-    bool state_known = true;   // false for "unknown"
-    std::string role;          // reported role (primary/replica from pg_is_in_recovery, else internal)
-    bool queried = false;      // the PostgreSQL query succeeded (NodeStatus::pg present)
-    bool is_primary = false;   // queried and not in recovery
+    std::string state;        // PostgresqlState string, or "unknown" (running but query failed)
+    bool state_known = true;  // false for "unknown"
+    std::string role;      // reported role (primary/replica from pg_is_in_recovery, else internal)
+    bool queried = false;  // the PostgreSQL query succeeded (NodeStatus::pg present)
+    bool is_primary = false;             // queried and not in recovery
     std::int64_t location = 0;           // primary: flush LSN
     std::int64_t received_location = 0;  // replica
     std::int64_t replayed_location = 0;  // replica

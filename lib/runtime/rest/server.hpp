@@ -1,0 +1,62 @@
+// The REST API's HTTP server: Beast over one io_context thread, coroutine per connection, a thin
+// layer around rest::handle(). Beast stays inside server.cpp (pimpl).
+#pragma once
+
+#include "core/node_status.hpp"
+#include "core/settings.hpp"
+#include "runtime/rest/handlers.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace pgwarden::rest {
+
+namespace detail {
+struct ServerImpl;  // defined in server.cpp (Beast stays there)
+}
+
+class Server {
+public:
+    struct Options {
+        // host:port; host "*", "" or "0.0.0.0"/"::" = any address; port 0 = pick a free port.
+        std::string listen;
+        core::RestApiSettings settings;
+        std::size_t max_connections = 1000;  // more are accepted and closed at once
+        std::size_t max_body_bytes = std::size_t{64} * 1024;    // larger bodies: 413 and close
+        std::size_t max_header_bytes = std::size_t{16} * 1024;  // larger headers: 431 and close
+        int idle_timeout_ms = 10000;                            // deadline of every read and write
+    };
+    // The latest published status (may be null before the first HA cycle: 503 then).
+    using StatusSource = std::function<std::shared_ptr<const core::NodeStatus>()>;
+    using Clock = std::function<Context()>;
+
+    Server(boost::asio::any_io_executor ex, Options options, StatusSource source, Clock clock);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Resolve, bind and listen, then start accepting. Logs and returns the error (e.g. address
+    // in use, bad listen string). Call once, before or on the executor's thread.
+    boost::system::error_code start();
+
+    // The bound port (the actual one when listening on port 0); 0 before start().
+    unsigned short port() const;
+
+    // Close the acceptor and every open connection. Safe from any thread: the work is dispatched
+    // to the server's executor (run inline when called on it). Idempotent.
+    void stop();
+
+    // Number of open connections (for tests and diagnostics; read on the executor's thread).
+    std::size_t connection_count() const;
+
+private:
+    std::shared_ptr<detail::ServerImpl> impl_;  // shared with the running coroutines
+    bool stop_requested_ = false;
+};
+
+}  // namespace pgwarden::rest

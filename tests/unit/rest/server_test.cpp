@@ -1,0 +1,256 @@
+// Socket-level test of the Beast server on 127.0.0.1, port 0: real HTTP requests from a blocking
+// client with receive timeouts (bounded waits, no sleeps).
+#include "runtime/rest/server.hpp"
+
+#include "status_fixtures.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <thread>
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+using namespace pgwarden;
+using namespace pgwarden::rest;
+using namespace pgwarden::rest::test;
+
+namespace {
+
+// Runs the server's io_context on its own thread; stop() + bounded join.
+class ServerFixture {
+public:
+    explicit ServerFixture(core::RestApiSettings settings = {}) {
+        status_ = std::make_shared<const core::NodeStatus>(primary_status());
+        Server::Options opts;
+        opts.listen = "127.0.0.1:0";
+        opts.settings = std::move(settings);
+        opts.max_body_bytes = 1024;
+        auto status = status_;
+        server_ = std::make_unique<Server>(
+            ioc_.get_executor(),
+            opts,
+            [status]() { return status; },
+            []() {
+                return Context{kNow, kEpoch};
+            });
+        start_error_ = server_->start();
+        if (!start_error_) {
+            thread_ = std::thread([this]() {
+                ioc_.run();
+                done_.set_value();
+            });
+        }
+    }
+    ~ServerFixture() { shutdown(); }
+
+    // Stops the server and waits (bounded) until the io_context ran out of work: proves that
+    // stop() closed the acceptor and every session.
+    bool shutdown() {
+        if (!thread_.joinable()) {
+            return true;
+        }
+        server_->stop();
+        const bool drained =
+            done_.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+        if (!drained) {
+            ioc_.stop();
+        }
+        thread_.join();
+        return drained;
+    }
+
+    boost::system::error_code start_error() const { return start_error_; }
+    unsigned short port() const { return server_->port(); }
+
+private:
+    net::io_context ioc_{1};
+    std::shared_ptr<const core::NodeStatus> status_;
+    std::unique_ptr<Server> server_;
+    boost::system::error_code start_error_;
+    std::thread thread_;
+    std::promise<void> done_;
+};
+
+// Blocking client; every read gives up after 5 s (SO_RCVTIMEO) so a bug cannot hang the test.
+class Client {
+public:
+    explicit Client(unsigned short port) : socket_(ioc_) {
+        socket_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+        timeval tv{5, 0};
+        ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+
+    void send(const std::string& raw) { net::write(socket_, net::buffer(raw)); }
+
+    http::response<http::string_body> read(bool head = false) {
+        http::response_parser<http::string_body> parser;
+        parser.skip(head);
+        http::read(socket_, buffer_, parser);
+        return parser.release();
+    }
+
+    // True when the server closed the connection (EOF) rather than keeping it open.
+    bool closed_by_server() {
+        char c = 0;
+        boost::system::error_code ec;
+        socket_.read_some(net::buffer(&c, 1), ec);
+        return ec == net::error::eof || ec == net::error::connection_reset;
+    }
+
+private:
+    net::io_context ioc_;
+    tcp::socket socket_;
+    beast::flat_buffer buffer_;
+};
+
+}  // namespace
+
+TEST_CASE("server: real HTTP on 127.0.0.1:0", "[rest][server]") {
+    ServerFixture fx;
+    REQUIRE_FALSE(fx.start_error());
+    REQUIRE(fx.port() != 0);
+
+    SECTION("HTTP/1.1 keep-alive: several requests on one connection") {
+        Client c(fx.port());
+        c.send("GET /patroni HTTP/1.1\r\nHost: x\r\n\r\n");
+        auto r1 = c.read();
+        CHECK(r1.result_int() == 200);
+        CHECK(r1[http::field::content_type] == "application/json");
+        CHECK(r1[http::field::content_length] == std::to_string(r1.body().size()));
+        CHECK(r1.body().find("\"role\":\"primary\"") != std::string::npos);
+        CHECK_FALSE(r1[http::field::date].empty());
+        CHECK(r1.keep_alive());
+
+        c.send("GET /replica HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        auto r2 = c.read();
+        CHECK(r2.result_int() == 503);
+        auto r3 = c.read();
+        CHECK(r3.result_int() == 200);
+        CHECK(r3[http::field::content_type] == "text/plain");
+
+        c.send("GET /liveness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        auto r4 = c.read();
+        CHECK(r4.result_int() == 200);
+        CHECK(r4[http::field::content_length] == "0");
+        CHECK(r4.body().empty());
+        CHECK_FALSE(r4.keep_alive());
+        CHECK(c.closed_by_server());
+    }
+
+    SECTION("HTTP/1.0 OPTIONS (HAProxy httpchk): status only, then close") {
+        Client c(fx.port());
+        c.send("OPTIONS / HTTP/1.0\r\n\r\n");
+        auto r = c.read();
+        CHECK(r.version() == 10);
+        CHECK(r.result_int() == 200);
+        CHECK(r[http::field::content_length] == "0");
+        CHECK(c.closed_by_server());
+    }
+
+    SECTION("HEAD: Content-Length 0, no body") {
+        Client c(fx.port());
+        c.send(
+            "HEAD /replica HTTP/1.1\r\nHost: x\r\n\r\nHEAD /primary HTTP/1.1\r\nHost: x\r\n\r\n");
+        auto r1 = c.read(true);
+        CHECK(r1.result_int() == 503);
+        CHECK(r1[http::field::content_length] == "0");
+        auto r2 = c.read(true);
+        CHECK(r2.result_int() == 200);
+    }
+
+    SECTION("unsafe methods and limits") {
+        Client c(fx.port());
+        c.send("POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+        auto r1 = c.read();
+        CHECK(r1.result_int() == 503);
+        CHECK(r1.body() == "not supported by this pgwarden version yet");
+        c.send("POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        auto r2 = c.read();
+        CHECK(r2.result_int() == 501);
+        c.send("PATCH /config HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n");
+        auto r3 = c.read();
+        CHECK(r3.result_int() == 413);  // body above max_body_bytes
+        CHECK(c.closed_by_server());
+    }
+
+    SECTION("garbage request: 400 and close") {
+        Client c(fx.port());
+        c.send("THIS IS NOT HTTP\r\n\r\n");
+        auto r = c.read();
+        CHECK(r.result_int() == 400);
+        CHECK(c.closed_by_server());
+    }
+
+    SECTION("a new connection per request, HAProxy style") {
+        for (int i = 0; i < 200; ++i) {
+            Client c(fx.port());
+            c.send("GET /primary HTTP/1.0\r\n\r\n");
+            auto r = c.read();
+            REQUIRE(r.result_int() == 200);
+            REQUIRE(r[http::field::content_length] == std::to_string(r.body().size()));
+        }
+    }
+
+    SECTION("stop() closes idle keep-alive connections too") {
+        Client c(fx.port());
+        c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        CHECK(c.read().result_int() == 200);
+        CHECK(fx.shutdown());  // would time out if the idle session kept the io_context busy
+        CHECK(c.closed_by_server());
+    }
+    CHECK(fx.shutdown());
+}
+
+TEST_CASE("server: basic auth over the wire", "[rest][server][auth]") {
+    core::RestApiSettings settings;
+    settings.authentication = core::Credentials{"admin", "secret"};
+    ServerFixture fx(settings);
+    REQUIRE_FALSE(fx.start_error());
+    Client c(fx.port());
+    c.send("POST /restart HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    auto r1 = c.read();
+    CHECK(r1.result_int() == 401);
+    CHECK(r1[http::field::www_authenticate] == "Basic realm=\"Patroni\"");
+    c.send(
+        "POST /restart HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46c2VjcmV0\r\n"
+        "Content-Length: 0\r\n\r\n");
+    CHECK(c.read().result_int() == 503);
+}
+
+TEST_CASE("server: start() reports an address already in use", "[rest][server]") {
+    ServerFixture first;
+    REQUIRE_FALSE(first.start_error());
+    net::io_context ioc;
+    Server::Options opts;
+    opts.listen = "127.0.0.1:" + std::to_string(first.port());
+    Server second(
+        ioc.get_executor(),
+        opts,
+        []() { return std::shared_ptr<const core::NodeStatus>(); },
+        []() { return Context{}; });
+    CHECK(second.start() == boost::system::errc::address_in_use);
+
+    Server::Options bad;
+    bad.listen = "no-port-here";
+    Server third(
+        ioc.get_executor(),
+        bad,
+        []() { return std::shared_ptr<const core::NodeStatus>(); },
+        []() { return Context{}; });
+    CHECK(third.start());
+}
