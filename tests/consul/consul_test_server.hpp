@@ -2,6 +2,8 @@
 // Single node, single datacenter, single-threaded: every handler runs on one io_context.
 #pragma once
 
+#include "consul_util.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -20,8 +22,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include "consul_util.hpp"
 
 namespace pgwarden::consul_test {
 
@@ -171,7 +171,11 @@ private:
                                                   std::string check_id,
                                                   std::shared_ptr<CheckTask> task);
     static boost::asio::awaitable<std::pair<std::string, std::string>> probe_http(
-        ConsulTestServer* self, std::string url, std::string method, Json header, std::string body,
+        ConsulTestServer* self,
+        std::string url,
+        std::string method,
+        Json header,
+        std::string body,
         Nanos timeout);
     static boost::asio::awaitable<std::pair<std::string, std::string>> probe_tcp(
         ConsulTestServer* self, std::string addr, Nanos timeout);
@@ -183,9 +187,10 @@ private:
         boost::beast::http::request<boost::beast::http::string_body> req);
 
     // Endpoint groups.
-    boost::asio::awaitable<Reply> handle_kv(Ctx& ctx);
-    boost::asio::awaitable<Reply> handle_session(Ctx& ctx);
-    boost::asio::awaitable<Reply> handle_health(Ctx& ctx);
+    boost::asio::awaitable<Reply> handle_kv(Ctx ctx);
+    boost::asio::awaitable<Reply> handle_session(Ctx ctx);
+    boost::asio::awaitable<Reply> handle_health(Ctx ctx);
+    std::optional<Reply> parse_read_mode(const Ctx& ctx, ReadMode& mode) const;
     Reply handle_agent(Ctx& ctx);
     Reply handle_test_control(Ctx& ctx);
 
@@ -213,10 +218,15 @@ private:
     void reset_index(std::uint64_t to);
 
     // ACL.
-    bool acl_allows(const Ctx& ctx, const std::string& kind, const std::string& name,
+    bool acl_allows(const Ctx& ctx,
+                    const std::string& kind,
+                    const std::string& name,
                     bool write) const;
-    Reply permission_denied(const Ctx& ctx, const std::string& kind, const std::string& name,
-                            bool write, bool rpc) const;
+    Reply permission_denied(const Ctx& ctx,
+                            const std::string& kind,
+                            const std::string& name,
+                            bool write,
+                            bool rpc) const;
 
     // Replies.
     Reply error(unsigned status, std::string text) const;
@@ -252,6 +262,7 @@ private:
     Fault fault_ = Fault::None;
     Clock::time_point fault_since_{};
     Clock::time_point last_reap_{};
+    std::uint64_t reset_generation_ = 0;
     std::list<boost::asio::steady_timer*> waiters_;
 };
 

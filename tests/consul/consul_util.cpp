@@ -10,7 +10,9 @@ namespace pgwarden::consul_test {
 
 namespace {
 
-std::string go_quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string go_quote(std::string_view s) {
+    return "\"" + std::string(s) + "\"";
+}
 
 std::optional<std::int64_t> unit_nanos(std::string_view unit) {
     if (unit == "ns") {
@@ -34,7 +36,9 @@ std::optional<std::int64_t> unit_nanos(std::string_view unit) {
     return std::nullopt;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // Formats `v` (< 10^prec units) as Go does: integer part plus trimmed fraction.
 std::string fmt_frac(std::uint64_t v, int prec) {
@@ -59,7 +63,9 @@ std::string fmt_frac(std::uint64_t v, int prec) {
 
 DurationResult parse_go_duration(std::string_view text) {
     const std::string_view orig = text;
-    auto invalid = [&] { return DurationResult{std::nullopt, "time: invalid duration " + go_quote(orig)}; };
+    auto invalid = [&] {
+        return DurationResult{std::nullopt, "time: invalid duration " + go_quote(orig)};
+    };
     std::string_view s = text;
     bool neg = false;
     if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
@@ -83,9 +89,7 @@ DurationResult parse_go_duration(std::string_view text) {
             int_part += s[i++];
         }
         std::string frac_part;
-        bool dot = false;
         if (i < s.size() && s[i] == '.') {
-            dot = true;
             ++i;
             while (i < s.size() && is_digit(s[i])) {
                 frac_part += s[i++];
@@ -94,7 +98,6 @@ DurationResult parse_go_duration(std::string_view text) {
         if (int_part.empty() && frac_part.empty()) {
             return invalid();
         }
-        (void)dot;
         std::size_t u = i;
         while (u < s.size() && !is_digit(s[u]) && s[u] != '.') {
             ++u;
@@ -128,7 +131,8 @@ std::string format_go_duration(Nanos d) {
         return "0s";
     }
     std::string sign = v < 0 ? "-" : "";
-    std::uint64_t u = v < 0 ? static_cast<std::uint64_t>(-(v + 1)) + 1 : static_cast<std::uint64_t>(v);
+    std::uint64_t u =
+        v < 0 ? static_cast<std::uint64_t>(-(v + 1)) + 1 : static_cast<std::uint64_t>(v);
     if (u < 1'000'000'000ULL) {
         if (u < 1'000ULL) {
             return sign + std::to_string(u) + "ns";
@@ -228,7 +232,8 @@ std::optional<Query> Query::parse(std::string_view raw) {
 }
 
 bool Query::has(std::string_view key) const {
-    return std::any_of(items_.begin(), items_.end(), [&](const auto& kv) { return kv.first == key; });
+    return std::any_of(
+        items_.begin(), items_.end(), [&](const auto& kv) { return kv.first == key; });
 }
 
 std::optional<std::string> Query::get(std::string_view key) const {
@@ -252,8 +257,9 @@ std::vector<std::string> Query::all(std::string_view key) const {
 
 std::string Query::encode() const {
     auto sorted = items_;
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+        return a.first < b.first;
+    });
     std::string out;
     for (const auto& kv : sorted) {
         if (!out.empty()) {
@@ -284,8 +290,9 @@ std::optional<std::uint64_t> parse_uint64(std::string_view text) {
 
 std::string to_lower(std::string_view text) {
     std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
+        return static_cast<char>(std::tolower(c));
+    });
     return out;
 }
 
