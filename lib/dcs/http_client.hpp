@@ -14,6 +14,8 @@
 // request or stream is in flight is safe (it is cancelled).
 #pragma once
 
+#include "dcs/errc.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
@@ -24,8 +26,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include "dcs/errc.hpp"
 
 namespace pgwarden::dcs {
 
