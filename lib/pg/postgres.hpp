@@ -3,6 +3,9 @@
 // Only daemon/ and runtime/ name this concrete class; tests use it against a real PostgreSQL.
 #pragma once
 
+#include "core/pg_state.hpp"
+#include "core/settings.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
@@ -16,10 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "core/pg_state.hpp"
-#include "core/settings.hpp"
-
 namespace pgwarden::pg {
+
+class ProcessRunner;
 
 template <class T>
 using Task = boost::asio::awaitable<T>;
@@ -49,13 +51,20 @@ struct ConfigFiles {
 class Postgres {
 public:
     Postgres(boost::asio::any_io_executor ex, core::Settings settings);
+    // Shares one ProcessRunner (it reaps every child of the process, so there must be only one;
+    // the daemon hands the same runner to pg_rewind/pg_basebackup code).
+    Postgres(boost::asio::any_io_executor ex,
+             core::Settings settings,
+             std::shared_ptr<ProcessRunner> runner);
     ~Postgres();
     Postgres(const Postgres&) = delete;
     Postgres& operator=(const Postgres&) = delete;
 
     // Becomes the child-subreaper (prctl) and installs the SIGCHLD handler that reaps every
     // child and orphan; `on_postmaster_exit` runs on the executor at once when the postmaster
-    // this object started (or adopted) exits.
+    // this object started (or adopted) exits — for a crash and for a requested stop alike.
+    // A postmaster that is not our child (found running at daemon start) is not signalled to
+    // us: its exit is reported by the next observe() instead.
     void start_supervision(std::function<void()> on_postmaster_exit);
 
     // One observation: data directory, pg_control (sysid, state, timeline), postmaster alive
@@ -81,6 +90,13 @@ public:
 
     // pid of the running postmaster, if known.
     std::optional<int> postmaster_pid() const;
+
+    std::shared_ptr<ProcessRunner> process_runner() const;
+    // Where `pg_ctl start -l` writes the postmaster's output: next to the data directory
+    // (<parent>/<name>-postmaster.log) when the parent is writable, else inside it.
+    std::string postmaster_log_file() const;
+    // The directory of the unix socket for local connections (see write_config).
+    std::string socket_directory() const;
 
 private:
     struct Impl;
