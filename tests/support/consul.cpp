@@ -1,0 +1,124 @@
+#include "support/consul.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "support/net.hpp"
+
+namespace pgwarden::testing {
+
+bool ConsulServer::real_consul_available() {
+    const char* path = std::getenv("PATH");
+    if (path == nullptr) {
+        return false;
+    }
+    std::string p = path;
+    std::size_t start = 0;
+    while (start <= p.size()) {
+        const auto end = p.find(':', start);
+        const std::string dir = p.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (!dir.empty() && ::access((dir + "/consul").c_str(), X_OK) == 0) {
+            return true;
+        }
+        if (end == std::string::npos) {
+            break;
+        }
+        start = end + 1;
+    }
+    return false;
+}
+
+std::string ConsulServer::test_server_path() { return PGW_CONSUL_SERVER_PATH; }
+
+ConsulServer::ConsulServer(ConsulOptions options) : options_(std::move(options)), dir_("pgw-consul") {
+    log_file_ = dir_.file("consul.log");
+    ProcessOptions popts;
+    popts.log_file = log_file_;
+    if (options_.kind == ConsulKind::TestServer) {
+        const std::string port_file = dir_.file("port");
+        std::vector<std::string> argv{test_server_path(),
+                                      "--listen",
+                                      "127.0.0.1:0",
+                                      "--port-file",
+                                      port_file,
+                                      "--session-ttl-min",
+                                      options_.session_ttl_min};
+        if (!options_.acl_master_token.empty()) {
+            argv.insert(argv.end(),
+                        {"--acl-default-policy", "deny", "--acl-master-token", options_.acl_master_token});
+        }
+        argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+        process_ = Process::spawn(argv, popts);
+        if (!wait_until(
+                [&] {
+                    std::ifstream in(port_file);
+                    unsigned p = 0;
+                    if (in >> p && p > 0) {
+                        port_ = static_cast<unsigned short>(p);
+                        return true;
+                    }
+                    return false;
+                },
+                options_.start_timeout)) {
+            process_.stop();
+            throw std::runtime_error("consul test server did not start; see " + log_file_);
+        }
+    } else {
+        port_ = free_port();
+        std::vector<std::string> argv{"consul",
+                                      "agent",
+                                      "-dev",
+                                      "-bind",
+                                      "127.0.0.1",
+                                      "-client",
+                                      "127.0.0.1",
+                                      "-http-port",
+                                      std::to_string(port_),
+                                      "-dns-port",
+                                      "-1",
+                                      "-grpc-port",
+                                      "-1",
+                                      "-serf-lan-port",
+                                      std::to_string(free_port()),
+                                      "-serf-wan-port",
+                                      std::to_string(free_port()),
+                                      "-server-port",
+                                      std::to_string(free_port())};
+        if (!options_.acl_master_token.empty()) {
+            const std::string hcl = dir_.file("acl.hcl");
+            std::ofstream(hcl) << "acl { enabled = true\n default_policy = \"deny\"\n tokens { "
+                                  "initial_management = \""
+                               << options_.acl_master_token << "\" } }\n";
+            argv.insert(argv.end(), {"-config-file", hcl});
+        }
+        process_ = Process::spawn(argv, popts);
+    }
+    const bool up = wait_until(
+        [&] {
+            auto r = http_request("127.0.0.1",
+                                  port_,
+                                  "GET",
+                                  "/v1/status/leader",
+                                  "",
+                                  {},
+                                  std::chrono::milliseconds(500));
+            return r.status == 200 && r.body.size() > 2;
+        },
+        options_.start_timeout);
+    if (!up) {
+        process_.stop();
+        throw std::runtime_error("consul did not answer /v1/status/leader; see " + log_file_);
+    }
+}
+
+ConsulServer::~ConsulServer() { stop(); }
+
+void ConsulServer::stop() {
+    if (process_.pid() > 0 && process_.running()) {
+        process_.stop(std::chrono::seconds(10));
+    }
+}
+
+}  // namespace pgwarden::testing
