@@ -1,0 +1,62 @@
+// The HA loop: observe (DCS + PostgreSQL) → core::decide() → act, every loop_wait or at once on
+// an event (leader key changed, postmaster exited, API request), and publish a NodeStatus.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <memory>
+
+#include "core/node_status.hpp"
+#include "core/settings.hpp"
+
+namespace pgwarden::dcs {
+class Dcs;
+}
+namespace pgwarden::pg {
+class Postgres;
+}
+
+namespace pgwarden::runtime {
+
+// Exit codes are a contract (STYLE.md point 17).
+enum ExitCode : int {
+    kExitOk = 0,
+    kExitBadConfig = 2,
+    kExitBadOnDiskState = 3,
+    kExitPostgresUnusable = 4,
+    kExitInternalBug = 70,
+};
+
+using MonotonicClock = std::function<core::MonoMs()>;
+
+class HaLoop {
+public:
+    HaLoop(boost::asio::any_io_executor ex,
+           core::Settings settings,
+           dcs::Dcs& dcs,
+           pg::Postgres& pg,
+           MonotonicClock clock);
+    ~HaLoop();
+    HaLoop(const HaLoop&) = delete;
+    HaLoop& operator=(const HaLoop&) = delete;
+
+    // Runs until shutdown is requested or a fatal decision; returns the process exit code.
+    boost::asio::awaitable<int> run();
+
+    // SIGTERM: stop PostgreSQL, then hand the leader key over (delete it) so a successor does
+    // not wait for the lease, and release our member key.
+    void request_shutdown();
+    // Run a cycle now (an event arrived).
+    void wakeup();
+
+    // The last published status (never null once constructed). Cheap: a shared_ptr copy.
+    std::shared_ptr<const core::NodeStatus> status() const;
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace pgwarden::runtime
