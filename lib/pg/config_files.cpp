@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 
 namespace pgwarden::pg {
 
@@ -311,6 +312,361 @@ std::optional<ProcStat> parse_proc_stat(std::string_view content) {
         ps.ppid = ppid;
     }
     return ps;
+}
+
+// ---- replication (issue 4) -------------------------------------------------------------------
+
+namespace {
+
+constexpr std::array<std::string_view, 20> kDsnKeywords = {
+    "dbname",
+    "user",
+    "passfile",
+    "password",
+    "host",
+    "port",
+    "sslmode",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "application_name",
+    "krbsrvname",
+    "gssencmode",
+    "channel_binding",
+    "target_session_attrs",
+    "sslnegotiation",
+};
+
+std::string dsn_escape(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\'' || c == '\\' || c == ' ') {
+            out.push_back('\\');
+        }
+        out.push_back(c);
+    }
+    return out;
+}
+
+std::string database_of(const core::PostgresqlSettings& pg) {
+    return pg.database.empty() ? "postgres" : pg.database;
+}
+
+// Lower-case as Python's str.lower() for the scripts named in the header.
+std::uint32_t lower_code_point(std::uint32_t c) {
+    if (c >= 'A' && c <= 'Z') {
+        return c + 32;
+    }
+    if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) ||
+        (c >= 0x410 && c <= 0x42F)) {
+        return c + 32;
+    }
+    if (c >= 0x400 && c <= 0x40F) {
+        return c + 80;
+    }
+    // Latin Extended-A: upper/lower pairs (even/odd), with the odd-first stretches.
+    if ((c >= 0x100 && c <= 0x12F) || (c >= 0x132 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) {
+        return (c % 2 == 0) ? c + 1 : c;
+    }
+    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) {
+        return (c % 2 == 1) ? c + 1 : c;
+    }
+    if (c == 0x178) {
+        return 0xFF;
+    }
+    return c;
+}
+
+// Decodes one UTF-8 sequence at s[i]; an invalid byte is returned as its own value.
+std::uint32_t next_code_point(std::string_view s, std::size_t* i) {
+    auto b0 = static_cast<unsigned char>(s[*i]);
+    int len = 0;
+    std::uint32_t cp = 0;
+    if (b0 < 0x80) {
+        ++*i;
+        return b0;
+    }
+    if ((b0 & 0xE0) == 0xC0) {
+        len = 2;
+        cp = b0 & 0x1F;
+    } else if ((b0 & 0xF0) == 0xE0) {
+        len = 3;
+        cp = b0 & 0x0F;
+    } else if ((b0 & 0xF8) == 0xF0) {
+        len = 4;
+        cp = b0 & 0x07;
+    } else {
+        ++*i;
+        return b0;
+    }
+    if (*i + len > s.size()) {
+        ++*i;
+        return b0;
+    }
+    for (int k = 1; k < len; ++k) {
+        auto b = static_cast<unsigned char>(s[*i + k]);
+        if ((b & 0xC0) != 0x80) {
+            ++*i;
+            return b0;
+        }
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    *i += len;
+    return cp;
+}
+
+}  // namespace
+
+std::string format_dsn(const std::map<std::string, std::string>& params) {
+    std::string out;
+    const bool has_passfile = params.contains("passfile") && !params.at("passfile").empty();
+    for (std::string_view kw : kDsnKeywords) {
+        if ((kw == "password" && has_passfile) || (kw == "passfile" && !has_passfile)) {
+            continue;
+        }
+        auto it = params.find(std::string(kw));
+        if (it == params.end() || it->second.empty()) {
+            continue;
+        }
+        if (!out.empty()) {
+            out.push_back(' ');
+        }
+        out += std::string(kw) + "=" + dsn_escape(it->second);
+    }
+    return out;
+}
+
+std::string primary_conninfo(const core::Settings& s, const std::string& host, int port) {
+    const auto& pg = s.postgresql;
+    std::map<std::string, std::string> p;
+    p["dbname"] = database_of(pg);
+    p["user"] = pg.replication.username;
+    if (!pg.replication.password.empty()) {
+        p["passfile"] = pg.pgpass;  // Patroni: the password goes to the pgpass file
+    }
+    p["host"] = host;
+    p["port"] = std::to_string(port);
+    p["sslmode"] = "prefer";
+    p["application_name"] = s.name;
+    p["gssencmode"] = "prefer";       // PostgreSQL >= 12
+    p["channel_binding"] = "prefer";  // PostgreSQL >= 13
+    return format_dsn(p);
+}
+
+std::string basebackup_conninfo(const core::Settings& s, const std::string& host, int port) {
+    const auto& pg = s.postgresql;
+    return format_dsn({{"dbname", database_of(pg)},
+                       {"user", pg.replication.username},
+                       {"host", host},
+                       {"port", std::to_string(port)}});
+}
+
+const core::Credentials& rewind_credentials(const core::PostgresqlSettings& pg) {
+    if (pg.rewind && !pg.rewind->username.empty()) {
+        return *pg.rewind;
+    }
+    return pg.superuser;
+}
+
+std::string rewind_conninfo(const core::Settings& s, const std::string& host, int port) {
+    const auto& pg = s.postgresql;
+    return format_dsn({{"dbname", database_of(pg)},
+                       {"user", rewind_credentials(pg).username},
+                       {"host", host},
+                       {"port", std::to_string(port)},
+                       {"target_session_attrs", "read-write"}});
+}
+
+std::string slot_name_from_member_name(const std::string& name) {
+    std::string out;
+    std::size_t i = 0;
+    while (i < name.size()) {
+        std::uint32_t c = lower_code_point(next_code_point(name, &i));
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') {
+            out.push_back(static_cast<char>(c));
+        } else if (c == '-' || c == '.') {
+            out.push_back('_');
+        } else {
+            char buf[16];
+            std::snprintf(buf, sizeof buf, "u%04u", static_cast<unsigned>(c));
+            out += buf;
+        }
+    }
+    if (out.size() > 63) {
+        out.resize(63);
+    }
+    return out;
+}
+
+std::optional<std::int64_t> parse_lsn(std::string_view text) {
+    text = trim(text);
+    std::size_t slash = text.find('/');
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 >= text.size()) {
+        return std::nullopt;
+    }
+    std::uint64_t hi = 0;
+    std::uint64_t lo = 0;
+    auto h = std::from_chars(text.data(), text.data() + slash, hi, 16);
+    auto l = std::from_chars(text.data() + slash + 1, text.data() + text.size(), lo, 16);
+    if (h.ec != std::errc() || h.ptr != text.data() + slash || l.ec != std::errc() ||
+        l.ptr != text.data() + text.size() || hi > 0x7FFFFFFF || lo > 0xFFFFFFFF) {
+        return std::nullopt;
+    }
+    return static_cast<std::int64_t>((hi << 32) | lo);
+}
+
+std::string format_lsn(std::int64_t lsn) {
+    char buf[32];
+    auto u = static_cast<std::uint64_t>(lsn);
+    std::snprintf(buf,
+                  sizeof buf,
+                  "%X/%X",
+                  static_cast<unsigned>(u >> 32),
+                  static_cast<unsigned>(u & 0xFFFFFFFF));
+    return buf;
+}
+
+std::vector<core::HistoryLine> parse_timeline_history(std::string_view content) {
+    std::vector<core::HistoryLine> out;
+    std::size_t pos = 0;
+    while (pos < content.size()) {
+        std::size_t nl = content.find('\n', pos);
+        std::string_view line = trim(
+            content.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos));
+        pos = nl == std::string_view::npos ? content.size() : nl + 1;
+        std::size_t t1 = line.find('\t');
+        if (t1 == std::string_view::npos) {
+            continue;
+        }
+        std::size_t t2 = line.find('\t', t1 + 1);
+        if (t2 == std::string_view::npos || line.find('\t', t2 + 1) != std::string_view::npos) {
+            continue;
+        }
+        std::string_view tli = line.substr(0, t1);
+        int timeline = 0;
+        auto [ptr, ec] = std::from_chars(tli.data(), tli.data() + tli.size(), timeline);
+        auto lsn = parse_lsn(line.substr(t1 + 1, t2 - t1 - 1));
+        if (ec != std::errc() || ptr != tli.data() + tli.size() || !lsn) {
+            continue;
+        }
+        core::HistoryLine h;
+        h.timeline = timeline;
+        h.lsn = *lsn;
+        h.reason = std::string(line.substr(t2 + 1));
+        out.push_back(std::move(h));
+    }
+    return out;
+}
+
+std::vector<std::string> filter_basebackup_args(const std::vector<std::string>& args,
+                                                std::vector<std::string>* rejected) {
+    static constexpr std::array<std::string_view, 11> kNotAllowed = {"pgdata",
+                                                                     "format",
+                                                                     "wal-method",
+                                                                     "xlog-method",
+                                                                     "gzip",
+                                                                     "version",
+                                                                     "dbname",
+                                                                     "host",
+                                                                     "port",
+                                                                     "username",
+                                                                     "password"};
+    std::vector<std::string> kept;
+    for (const auto& a : args) {
+        std::string_view v(a);
+        std::string_view name = v;
+        if (name.substr(0, 2) == "--") {
+            name.remove_prefix(2);
+        }
+        name = name.substr(0, name.find('='));
+        bool bad = std::find(kNotAllowed.begin(), kNotAllowed.end(), name) != kNotAllowed.end();
+        if (name == "compress" && v.find("=server") == std::string_view::npos) {
+            bad = true;  // PG15+: only server-side compression (client-side needs tar format)
+        }
+        if (bad) {
+            if (rejected != nullptr) {
+                rejected->push_back(a);
+            }
+        } else {
+            kept.push_back(a);
+        }
+    }
+    return kept;
+}
+
+std::map<std::string, std::string> with_standby_defaults(
+    std::map<std::string, std::string> recovery) {
+    recovery.try_emplace("recovery_target_timeline", "latest");
+    for (const char* name : {"recovery_target",
+                             "recovery_target_name",
+                             "recovery_target_time",
+                             "recovery_target_xid",
+                             "recovery_target_lsn"}) {
+        recovery.try_emplace(name, "");
+    }
+    return recovery;
+}
+
+std::string build_archiver_command(std::string_view command,
+                                   std::string_view wal_dir,
+                                   std::string_view wal) {
+    std::string out;
+    for (std::size_t i = 0; i < command.size(); ++i) {
+        if (command[i] == '%' && i + 1 < command.size()) {
+            char c = command[i + 1];
+            if (c == 'p') {
+                out += std::string(wal_dir) + "/" + std::string(wal);
+            } else if (c == 'f') {
+                out += wal;
+            } else if (c == 'r') {
+                out += "000000010000000000000001";
+            } else if (c == '%') {
+                out += '%';
+            } else {
+                out += '%';
+                continue;  // the next character is processed normally
+            }
+            ++i;
+        } else {
+            out += command[i];
+        }
+    }
+    return out;
+}
+
+std::map<std::string, std::string> parse_postmaster_opts(std::string_view content) {
+    std::map<std::string, std::string> out;
+    // Entries are separated by '" "'; the first is the unquoted-start binary path.
+    std::size_t pos = 0;
+    while (pos <= content.size()) {
+        std::size_t sep = content.find("\" \"", pos);
+        std::string_view opt =
+            content.substr(pos, sep == std::string_view::npos ? std::string_view::npos : sep - pos);
+        pos = sep == std::string_view::npos ? content.size() + 1 : sep + 3;
+        if (opt.substr(0, 2) != "--") {
+            continue;
+        }
+        std::size_t eq = opt.find('=');
+        if (eq == std::string_view::npos) {
+            continue;
+        }
+        std::string_view name = opt.substr(0, eq);
+        while (!name.empty() && name.front() == '-') {
+            name.remove_prefix(1);
+        }
+        std::string_view value = opt.substr(eq + 1);
+        while (!value.empty() && (value.back() == '\n' || value.back() == '"')) {
+            value.remove_suffix(1);
+        }
+        if (!name.empty()) {
+            out[std::string(name)] = std::string(value);
+        }
+    }
+    return out;
 }
 
 }  // namespace pgwarden::pg

@@ -2,8 +2,10 @@
 // PostgreSQL tools print. No I/O here, so they are unit-testable.
 #pragma once
 
+#include "core/cluster.hpp"
 #include "core/settings.hpp"
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -71,5 +73,72 @@ struct ProcStat {
     int ppid = 0;
 };
 std::optional<ProcStat> parse_proc_stat(std::string_view content);
+
+// ---- replication (issue 4) -------------------------------------------------------------------
+
+// A libpq keyword/value connection string in Patroni's format_dsn form: only the keywords below,
+// in this order, each `key=value` with ' \ and space escaped by a backslash (valid unquoted
+// libpq syntax); empty values are left out. `passfile` replaces `password` when present.
+// Keyword order: dbname user passfile|password host port sslmode sslcompression sslcert sslkey
+// sslpassword sslrootcert sslcrl sslcrldir application_name krbsrvname gssencmode channel_binding
+// target_session_attrs sslnegotiation.
+std::string format_dsn(const std::map<std::string, std::string>& params);
+
+// primary_conninfo for a standby of host:port on PostgreSQL 15 (Patroni config.py
+// primary_conninfo_params + format_dsn): dbname=<database> user=<replication user>
+// passfile=<pgpass> (only when the replication user has a password) host port sslmode=prefer
+// application_name=<member name> gssencmode=prefer channel_binding=prefer.
+std::string primary_conninfo(const core::Settings& s, const std::string& host, int port);
+
+// --dbname for pg_basebackup (Patroni bootstrap.py create_replica: the replication user's
+// conn_kwargs without password): dbname user host port. The password comes from PGPASSFILE.
+std::string basebackup_conninfo(const core::Settings& s, const std::string& host, int port);
+
+// --source-server for pg_rewind (Patroni rewind.py _conn_kwargs with rewind_credentials):
+// dbname user host port target_session_attrs=read-write; user = postgresql.authentication.rewind
+// or the superuser when there is no rewind user. The password comes from PGPASSFILE.
+std::string rewind_conninfo(const core::Settings& s, const std::string& host, int port);
+// The credentials pg_rewind uses (rewind user, else superuser).
+const core::Credentials& rewind_credentials(const core::PostgresqlSettings& pg);
+
+// Patroni dcs slot_name_from_member_name: lower-case, '-' and '.' become '_', any other
+// character outside [a-z0-9_] becomes 'u' + its code point in decimal, at least 4 digits
+// (' ' -> u0032); truncated to 63 characters. UTF-8 is decoded to code points (an invalid byte
+// counts as its own value); upper-case letters of Latin-1, Latin Extended-A, Greek and Cyrillic
+// are lowered as Python's str.lower() does, other scripts are kept as they are.
+std::string slot_name_from_member_name(const std::string& name);
+
+// "X/Y" (hex) to bytes; nullopt if malformed.
+std::optional<std::int64_t> parse_lsn(std::string_view text);
+// "X/Y" as PostgreSQL prints it (upper-case hex, no padding).
+std::string format_lsn(std::int64_t lsn);
+
+// A timeline history file (Patroni misc.py parse_history): lines "tli<TAB>X/Y<TAB>reason";
+// lines that do not have exactly three tab-separated fields or do not parse are skipped.
+std::vector<core::HistoryLine> parse_timeline_history(std::string_view content);
+
+// pg_basebackup arguments from postgresql.basebackup ("--key=value" / "--flag") with the ones
+// Patroni does not allow removed (pgdata format wal-method xlog-method gzip version dbname host
+// port username password, and --compress unless it is server-side, PG15 rule). `rejected` gets
+// the removed arguments.
+std::vector<std::string> filter_basebackup_args(const std::vector<std::string>& args,
+                                                std::vector<std::string>* rejected);
+
+// The recovery parameters a standby gets by default (Patroni build_recovery_params, PG12+):
+// recovery_target_timeline=latest and recovery_target, recovery_target_name,
+// recovery_target_time, recovery_target_xid, recovery_target_lsn set to '' so that an included
+// file cannot pause, promote or stop the standby. Values already in `recovery` are kept.
+std::map<std::string, std::string> with_standby_defaults(
+    std::map<std::string, std::string> recovery);
+
+// Patroni rewind.py _build_archiver_command: %p -> <wal_dir>/<wal>, %f -> <wal>,
+// %r -> 000000010000000000000001, %% -> %; any other %x is kept as it is.
+std::string build_archiver_command(std::string_view command,
+                                   std::string_view wal_dir,
+                                   std::string_view wal);
+
+// postmaster.opts ("/path/postgres" "-D" "/data" "--name=value" ...) → {name: value} for the
+// "--name=value" entries (Patroni rewind.py read_postmaster_opts).
+std::map<std::string, std::string> parse_postmaster_opts(std::string_view content);
 
 }  // namespace pgwarden::pg

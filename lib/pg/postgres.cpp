@@ -13,14 +13,17 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -303,6 +306,133 @@ struct TempFileRemover {
         }
     }
 };
+
+// ---- replication helpers (blocking; run on the file pool) -----------------------------------
+
+constexpr auto kBasebackupTimeout = std::chrono::hours(1);          // all attempts together
+constexpr auto kBasebackupRetryInterval = std::chrono::seconds(5);  // Patroni: 2 attempts, 5 s
+constexpr int kBasebackupAttempts = 2;
+constexpr auto kRewindTimeout = std::chrono::hours(1);
+constexpr auto kCrashRecoveryTimeout = std::chrono::hours(1);
+constexpr auto kSourceCheckpointWait = std::chrono::seconds(30);
+constexpr auto kSourcePollInterval = std::chrono::milliseconds(250);
+constexpr auto kArchiveCommandTimeout = std::chrono::minutes(5);
+constexpr auto kGucTimeout = std::chrono::seconds(30);
+
+// Removes everything inside `dir` (symlinks themselves, never what they point to).
+Status clear_directory(const fs::path& dir) {
+    std::error_code ec;
+    std::vector<fs::path> entries;  // listed first: no removal while the directory is read
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        entries.push_back(it->path());
+    }
+    if (ec) {
+        return PgError{"could not list " + dir.string() + ": " + ec.message()};
+    }
+    std::string failures;
+    for (const auto& entry : entries) {
+        std::error_code rec;
+        fs::remove_all(entry, rec);
+        if (rec) {
+            failures += (failures.empty() ? "" : "; ") + entry.string() + ": " + rec.message();
+        }
+    }
+    if (!failures.empty()) {
+        return PgError{"could not remove " + failures};
+    }
+    return std::nullopt;
+}
+
+// The contents of a data directory, including what a symlinked pg_wal and the tablespace links
+// point to (this cluster's PG_<version>_* directories only); the directory itself stays, mode
+// 0700. A data directory that is itself a symlink is cleaned through the link.
+Status clear_data_directory(const fs::path& dd) {
+    std::error_code ec;
+    auto st = fs::symlink_status(dd, ec);
+    if (ec || !fs::exists(st)) {
+        return std::nullopt;  // nothing there
+    }
+    fs::path real = fs::is_symlink(st) ? fs::canonical(dd, ec) : dd;
+    if (ec) {
+        return PgError{"could not resolve " + dd.string() + ": " + ec.message()};
+    }
+    if (!fs::is_directory(real, ec)) {
+        return PgError{dd.string() + " is not a directory"};
+    }
+    if (real == real.root_path() || !real.has_filename()) {
+        return PgError{"refusing to remove the contents of " + real.string()};
+    }
+    const fs::path wal = real / "pg_wal";
+    if (fs::is_symlink(fs::symlink_status(wal, ec))) {
+        fs::path target = fs::canonical(wal, ec);
+        if (!ec && fs::is_directory(target, ec) && target != target.root_path()) {
+            spdlog::info("pg: removing the contents of the WAL directory {}", target.string());
+            if (auto err = clear_directory(target)) {
+                return err;
+            }
+        }
+    }
+    std::string version;
+    if (auto v = read_small_file(real / "PG_VERSION")) {
+        version = *v;
+        while (!version.empty() && (version.back() == '\n' || version.back() == ' ')) {
+            version.pop_back();
+        }
+    }
+    if (!version.empty()) {
+        const std::string prefix = "PG_" + version + "_";
+        for (fs::directory_iterator it(real / "pg_tblspc", ec), end; !ec && it != end;
+             it.increment(ec)) {
+            std::error_code lec;
+            if (!fs::is_symlink(it->symlink_status(lec))) {
+                continue;
+            }
+            fs::path location = fs::canonical(it->path(), lec);
+            if (lec) {
+                continue;
+            }
+            for (fs::directory_iterator sub(location, lec), send; !lec && sub != send;
+                 sub.increment(lec)) {
+                if (sub->path().filename().string().rfind(prefix, 0) == 0) {
+                    spdlog::info("pg: removing tablespace directory {}", sub->path().string());
+                    std::error_code rec;
+                    fs::remove_all(sub->path(), rec);
+                }
+            }
+        }
+    }
+    if (auto err = clear_directory(real)) {
+        return err;
+    }
+    if (::chmod(real.c_str(), 0700) != 0) {
+        return PgError{"could not chmod " + real.string() + ": " + errno_text(errno)};
+    }
+    return fsync_dir(real);
+}
+
+// Runs a blocking function on the file pool and returns its Status (exceptions become errors).
+net::awaitable<Status> call_blocking(std::function<Status()> fn) {
+    try {
+        co_return fn();
+    } catch (const std::exception& e) {
+        co_return PgError{std::string("file operation failed: ") + e.what()};
+    }
+}
+
+bool is_wal_ready_file(const std::string& name) {
+    // ^[0-9A-F]{24}(\.partial)?\.ready$
+    std::string_view n(name);
+    if (n.size() < 24 + 6 || n.substr(n.size() - 6) != ".ready") {
+        return false;
+    }
+    n.remove_suffix(6);
+    if (n.size() == 24 + 8 && n.substr(24) == ".partial") {
+        n.remove_suffix(8);
+    }
+    return n.size() == 24 && std::all_of(n.begin(), n.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+           });
+}
 
 }  // namespace
 
@@ -640,6 +770,276 @@ struct Postgres::Impl {
                                                          Clock::time_point deadline) {
         co_return co_await c->connect(conn_params(), deadline);
     }
+
+    // ---- replication helpers ------------------------------------------------------------------
+
+    net::awaitable<Status> blocking(std::function<Status()> fn) {
+        co_return co_await net::co_spawn(
+            file_pool.get_executor(), call_blocking(std::move(fn)), net::use_awaitable);
+    }
+
+    // Writes the pgpass file (superuser, replication, rewind credentials; mode 0600) and returns
+    // the environment for a libpq tool: PGPASSFILE when there is a password to find.
+    net::awaitable<Result<std::map<std::string, std::string>>> pgpass_env() {
+        const auto& pg = settings.postgresql;
+        std::map<std::string, std::string> env;
+        std::string content = render_pgpass(pg);
+        if (content.empty() || pg.pgpass.empty()) {
+            co_return env;
+        }
+        fs::path file(pg.pgpass);
+        std::function<Status()> job = [file, content]() -> Status {
+            std::error_code ec;
+            if (file.has_parent_path() && !fs::is_directory(file.parent_path(), ec)) {
+                return PgError{"cannot write the pgpass file " + file.string() +
+                               ": its directory does not exist"};
+            }
+            return atomic_write(file, content, 0600);
+        };
+        Status err = co_await blocking(std::move(job));
+        if (err) {
+            spdlog::error("pg: {}", err->message);
+            co_return Result<std::map<std::string, std::string>>(
+                boost::system::in_place_error,
+                boost::system::error_code(EIO, boost::system::generic_category()));
+        }
+        env["PGPASSFILE"] = pg.pgpass;
+        co_return env;
+    }
+
+    // An empty standby.signal (mode as write_config gives data directory files).
+    net::awaitable<Status> write_standby_signal() {
+        const fs::path dd = data_dir();
+        struct stat st {};
+        mode_t mode = 0600;
+        if (::stat(dd.c_str(), &st) == 0 && (st.st_mode & S_IRGRP) != 0) {
+            mode = 0640;
+        }
+        std::vector<FileOp> ops;
+        ops.push_back({FileOp::Kind::Write, dd / "standby.signal", {}, "", mode});
+        co_return co_await net::co_spawn(
+            file_pool.get_executor(), apply_file_ops(std::move(ops)), net::use_awaitable);
+    }
+
+    // `postgres -C name` against our configuration (Patroni get_guc_value); nullopt on failure.
+    net::awaitable<std::optional<std::string>> guc_value(std::string name) {
+        std::vector<std::string> argv;
+        argv.push_back(bin("postgres"));
+        argv.push_back("-D");
+        argv.push_back(data_dir().string());
+        argv.push_back("-C");
+        argv.push_back(name);
+        argv.push_back("--config-file=" + (config_dir() / "postgresql.conf").string());
+        std::map<std::string, std::string> env;
+        env["LC_ALL"] = "C";
+        env["LANG"] = "C";
+        auto r = co_await run(std::move(argv), std::move(env), kGucTimeout);
+        if (!r.ok()) {
+            spdlog::warn("pg: {}", command_error("postgres -C " + name, r).message);
+            co_return std::nullopt;
+        }
+        std::string v = r.output;
+        while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) {
+            v.pop_back();
+        }
+        co_return v;
+    }
+
+    // Patroni rewind.py _archive_ready_wals: with archiving on, run archive_command for every
+    // pg_wal/archive_status/*.ready whose segment still exists, and mark it .done on success, so
+    // WAL the promoted replica recycled is not lost. Failures are logged, not returned.
+    net::awaitable<void> archive_ready_wals() {
+        auto mode = co_await guc_value("archive_mode");
+        if (!mode || (*mode != "on" && *mode != "always")) {
+            co_return;
+        }
+        auto command = co_await guc_value("archive_command");
+        if (!command || command->empty()) {
+            co_return;
+        }
+        const fs::path wal_dir = data_dir() / "pg_wal";
+        const fs::path status_dir = wal_dir / "archive_status";
+        std::vector<std::string> ready;
+        std::error_code ec;
+        for (fs::directory_iterator it(status_dir, ec), end; !ec && it != end; it.increment(ec)) {
+            std::string name = it->path().filename().string();
+            if (is_wal_ready_file(name)) {
+                ready.push_back(name.substr(0, name.size() - 6));
+            }
+        }
+        if (ec) {
+            spdlog::error("pg: unable to list {}: {}", status_dir.string(), ec.message());
+            co_return;
+        }
+        std::sort(ready.begin(), ready.end());
+        for (const auto& wal : ready) {
+            const fs::path ready_file = status_dir / (wal + ".ready");
+            if (!fs::is_regular_file(ready_file, ec) || !fs::is_regular_file(wal_dir / wal, ec)) {
+                continue;
+            }
+            std::string cmd = build_archiver_command(*command, wal_dir.string(), wal);
+            spdlog::info("pg: trying to archive {}: {}", wal, cmd);
+            std::vector<std::string> sh;
+            sh.push_back("/bin/sh");
+            sh.push_back("-c");
+            sh.push_back(cmd);
+            auto r = co_await run(
+                std::move(sh), std::map<std::string, std::string>(), kArchiveCommandTimeout);
+            if (!r.ok()) {
+                spdlog::info("pg: failed to archive WAL segment {}: {}", wal, r.describe());
+                continue;
+            }
+            const fs::path done_file = status_dir / (wal + ".done");
+            if (::rename(ready_file.c_str(), done_file.c_str()) != 0) {
+                spdlog::error("pg: unable to rename {} to {}: {}",
+                              ready_file.string(),
+                              done_file.string(),
+                              errno_text(errno));
+            }
+        }
+    }
+
+    // Patroni rewind.py ensure_clean_shutdown: single-user crash recovery so that pg_control
+    // says "shut down". archive_mode=on + archive_command=false with the archive_status files
+    // removed keep every WAL segment through the recovery's checkpoint (pg_rewind may need them).
+    net::awaitable<Status> crash_recovery() {
+        const fs::path dd = data_dir();
+        // Backends of a killed postmaster keep the old shared memory busy: wait (bounded).
+        const auto wait_until = Clock::now() + std::chrono::seconds(10);
+        while (leftover_backends() > 0 && Clock::now() < wait_until) {
+            co_await sleep_for(kRetryInterval);
+        }
+        co_await archive_ready_wals();
+        const fs::path status_dir = dd / "pg_wal" / "archive_status";
+        std::function<Status()> clean_status = [status_dir]() -> Status {
+            std::error_code ec;
+            for (fs::directory_iterator it(status_dir, ec), end; !ec && it != end;
+                 it.increment(ec)) {
+                std::error_code rec;
+                auto st = it->symlink_status(rec);
+                if (fs::is_symlink(st) || fs::is_regular_file(st)) {
+                    fs::remove(it->path(), rec);
+                    if (rec) {
+                        spdlog::error(
+                            "pg: unable to remove {}: {}", it->path().string(), rec.message());
+                    }
+                }
+            }
+            return std::nullopt;
+        };
+        co_await blocking(std::move(clean_status));
+
+        auto opts = parse_postmaster_opts(read_small_file(dd / "postmaster.opts").value_or(""));
+        opts["archive_mode"] = "on";
+        opts["archive_command"] = "false";
+        if (config_dir() != dd) {
+            opts.erase("config-file");
+            opts["config_file"] = (config_dir() / "postgresql.conf").string();
+        }
+        // Single-user mode refuses standby.signal; it is put back afterwards (a replica must
+        // not start as a primary if the rewind then fails), write_config manages it later.
+        std::error_code sec;
+        const bool had_standby_signal = fs::exists(dd / "standby.signal", sec);
+        std::function<Status()> remove_signals = [dd]() -> Status {
+            for (const char* name : {"standby.signal", "recovery.signal"}) {
+                std::error_code ec;
+                fs::remove(dd / name, ec);
+                if (ec) {
+                    return PgError{"could not remove " + (dd / name).string() + ": " +
+                                   ec.message()};
+                }
+            }
+            return std::nullopt;
+        };
+        Status removed = co_await blocking(std::move(remove_signals));
+        if (removed) {
+            co_return removed;
+        }
+        std::vector<std::string> argv;
+        argv.push_back(bin("postgres"));
+        argv.push_back("--single");
+        argv.push_back("-D");
+        argv.push_back(dd.string());
+        for (const auto& [name, value] : opts) {  // sorted, as Patroni
+            argv.push_back("-c");
+            argv.push_back(name + "=" + value);
+        }
+        argv.push_back("template1");
+        spdlog::info("pg: doing crash recovery in a single user mode for {}", where());
+        auto r = co_await run(
+            std::move(argv), std::map<std::string, std::string>(), kCrashRecoveryTimeout);
+        if (had_standby_signal) {
+            if (auto err = co_await write_standby_signal()) {
+                spdlog::error("pg: could not restore standby.signal: {}", err->message);
+            }
+        }
+        if (!r.ok()) {
+            co_return command_error("single-user crash recovery (postgres --single)", r);
+        }
+        co_return std::nullopt;
+    }
+
+    // Patroni rewind.py check_leader_has_run_checkpoint / checkpoint(): the source must be a
+    // primary whose pg_control already has the new timeline, else pg_rewind would find "no
+    // rewind required". With the superuser as rewind user a CHECKPOINT is issued; a dedicated
+    // rewind user waits (bounded) for the checkpoint the promotion requested.
+    net::awaitable<Status> wait_source_checkpoint(std::string host, int port) {
+        const auto& pg = settings.postgresql;
+        const auto& creds = rewind_credentials(pg);
+        const bool as_superuser = creds.username == pg.superuser.username;
+        std::map<std::string, std::string> params;
+        params["host"] = host;
+        params["port"] = std::to_string(port);
+        if (!creds.username.empty()) {
+            params["user"] = creds.username;
+        }
+        if (!creds.password.empty()) {
+            params["password"] = creds.password;
+        }
+        params["dbname"] = pg.database.empty() ? "postgres" : pg.database;
+        params["target_session_attrs"] = "read-write";
+        params["application_name"] = "pgwarden";
+        const auto deadline = Clock::now() + kSourceCheckpointWait;
+        std::string last = "not accessible or not healthy";
+        bool checkpoint_sent = false;
+        for (;;) {
+            PqConnection c(ex);
+            auto attempt = std::min(deadline, Clock::now() + kQueryDeadline * 2);
+            if (auto err = co_await c.connect(params, attempt)) {
+                last = "not accessible or not healthy: " + err->describe();
+            } else {
+                auto out = co_await c.query(
+                    "SELECT NOT pg_catalog.pg_is_in_recovery() AND ('x' || pg_catalog.substr("
+                    "pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))"
+                    "::bit(32)::int = timeline_id FROM pg_catalog.pg_control_checkpoint()",
+                    {},
+                    attempt);
+                if (out.error) {
+                    last = "not accessible or not healthy: " + out.error->describe();
+                } else if (!out.result.rows.empty() && out.result.rows[0][0] == "t") {
+                    co_return std::nullopt;
+                } else {
+                    last = "leader has not run a checkpoint yet";
+                    if (as_superuser && !checkpoint_sent) {
+                        spdlog::info(
+                            "pg: issuing CHECKPOINT on {}:{} before pg_rewind", host, port);
+                        checkpoint_sent = true;
+                        auto cp = co_await c.query("CHECKPOINT", {}, deadline);
+                        if (!cp.error) {
+                            continue;  // check again at once
+                        }
+                        last = "CHECKPOINT failed: " + cp.error->describe();
+                    }
+                }
+            }
+            if (Clock::now() + kSourcePollInterval >= deadline) {
+                break;
+            }
+            co_await sleep_for(kSourcePollInterval);
+        }
+        co_return PgError{"cannot use " + host + ":" + std::to_string(port) +
+                          " as the pg_rewind source: " + last};
+    }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -849,6 +1249,9 @@ Task<Status> Postgres::write_config(ConfigFiles files) {
         }
     }
     if (files.recovery) {
+        // Patroni build_recovery_params: follow the latest timeline, and blank recovery targets
+        // so an included file cannot pause, promote or stop the standby.
+        files.recovery = with_standby_defaults(std::move(*files.recovery));
         for (const auto& [name, value] : *files.recovery) {
             if (!valid_parameter_name(name)) {
                 co_return PgError{"cannot write configuration: invalid recovery parameter name '" +
@@ -1179,6 +1582,332 @@ Task<Status> Postgres::create_roles() {
         }
     }
     spdlog::info("pg: created or updated the superuser, replication and rewind roles");
+    co_return std::nullopt;
+}
+
+// ---- replication (issue 4) -------------------------------------------------------------------
+
+Task<Status> Postgres::clone_from(std::string host, int port, std::vector<std::string> extra_args) {
+    Impl& d = *impl_;
+    const fs::path dd = d.data_dir();
+    std::error_code ec;
+    if (d.check_postmaster().alive) {
+        co_return PgError{"cannot clone into " + d.where() + ": PostgreSQL is running there"};
+    }
+    if (fs::exists(dd / "global" / "pg_control", ec)) {
+        co_return PgError{"cannot clone into " + d.where() +
+                          ": it holds a PostgreSQL cluster (remove the data directory first)"};
+    }
+    std::vector<std::string> rejected;
+    std::vector<std::string> args = filter_basebackup_args(extra_args, &rejected);
+    for (const auto& a : rejected) {
+        spdlog::error("pg: basebackup option {} is not allowed, ignoring it", a);
+    }
+    auto env = co_await d.pgpass_env();
+    if (!env) {
+        co_return PgError{"cannot clone into " + d.where() + ": could not write the pgpass file " +
+                          d.settings.postgresql.pgpass};
+    }
+    std::vector<std::string> argv;
+    argv.push_back(d.bin("pg_basebackup"));
+    argv.push_back("--pgdata=" + dd.string());
+    argv.push_back("-X");
+    argv.push_back("stream");
+    argv.push_back("--dbname=" + basebackup_conninfo(d.settings, host, port));
+    argv.insert(argv.end(), args.begin(), args.end());
+
+    const auto deadline = Clock::now() + kBasebackupTimeout;
+    std::optional<PgError> last;
+    d.sysid.reset();
+    for (int attempt = 1; attempt <= kBasebackupAttempts; ++attempt) {
+        // pg_basebackup wants an empty (or missing) directory: clear leftovers of a previous
+        // attempt or of an interrupted clone (Patroni removes a non-empty data directory).
+        if (fs::exists(dd, ec) && !fs::is_empty(dd, ec)) {
+            std::function<Status()> job = [dd] {
+                return clear_data_directory(dd);
+            };
+            if (auto err = co_await d.blocking(std::move(job))) {
+                co_return PgError{"cannot clone into " + d.where() + ": " + err->message};
+            }
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left <= std::chrono::milliseconds(0)) {
+            break;
+        }
+        spdlog::info("pg: cloning {} from {}:{} with pg_basebackup (attempt {} of {})",
+                     d.where(),
+                     host,
+                     port,
+                     attempt,
+                     kBasebackupAttempts);
+        auto r = co_await d.run(argv, *env, left);
+        if (r.ok()) {
+            last.reset();
+            break;
+        }
+        last = d.command_error("pg_basebackup from " + host + ":" + std::to_string(port), r);
+        spdlog::error("pg: {}", last->message);
+        if (attempt < kBasebackupAttempts && Clock::now() + kBasebackupRetryInterval < deadline) {
+            spdlog::warn("pg: trying pg_basebackup again in {} seconds",
+                         kBasebackupRetryInterval.count());
+            co_await d.sleep_for(kBasebackupRetryInterval);
+        }
+    }
+    if (last || !fs::exists(dd / "global" / "pg_control", ec)) {
+        std::function<Status()> job = [dd] {
+            return clear_data_directory(dd);
+        };
+        if (auto err = co_await d.blocking(std::move(job))) {
+            spdlog::error("pg: could not remove the partial clone: {}", err->message);
+        }
+        co_return last ? *last
+                       : PgError{"pg_basebackup from " + host + ":" + std::to_string(port) +
+                                 " timed out for " + d.where()};
+    }
+    // PostgreSQL accepts 0700, or 0750 with group access (pg_basebackup copies the source's).
+    struct stat st {};
+    if (::stat(dd.c_str(), &st) == 0 && (st.st_mode & 0777) != 0700 &&
+        (st.st_mode & 0777) != 0750) {
+        if (::chmod(dd.c_str(), 0700) != 0) {
+            co_return PgError{"could not chmod " + dd.string() + ": " + errno_text(errno)};
+        }
+    }
+    spdlog::info("pg: replica has been created using basebackup in {}", d.where());
+    co_return std::nullopt;
+}
+
+Task<Status> Postgres::rewind_from(std::string host, int port) {
+    Impl& d = *impl_;
+    const fs::path dd = d.data_dir();
+    std::error_code ec;
+    if (d.check_postmaster().alive) {
+        co_return PgError{"cannot run pg_rewind on " + d.where() + ": PostgreSQL is running"};
+    }
+    auto cd = co_await d.controldata();
+    if (!cd) {
+        co_return PgError{"cannot run pg_rewind on " + d.where() + ": pg_controldata failed"};
+    }
+    auto clean = [](const std::string& state) {
+        return state == "shut down" || state == "shut down in recovery";
+    };
+    if (!clean(cd->cluster_state)) {
+        // Patroni ha.py recover(): on PostgreSQL 15 a backup_label means a base backup that has
+        // not finished recovery; a normal start completes it, single-user mode is skipped.
+        if (fs::exists(dd / "backup_label", ec)) {
+            co_return PgError{"cannot run pg_rewind on " + d.where() + ": cluster state is \"" +
+                              cd->cluster_state +
+                              "\" and backup_label exists (a base backup that has not finished "
+                              "recovery; start it instead)"};
+        }
+        spdlog::info("pg: cluster state is \"{}\" in {}: crash recovery before pg_rewind",
+                     cd->cluster_state,
+                     d.where());
+        if (auto err = co_await d.crash_recovery()) {
+            co_return err;
+        }
+        cd = co_await d.controldata();
+        if (!cd || !clean(cd->cluster_state)) {
+            co_return PgError{"cannot run pg_rewind on " + d.where() +
+                              ": after crash recovery the cluster state is \"" +
+                              (cd ? cd->cluster_state : std::string("unknown")) + "\""};
+        }
+    }
+    co_await d.archive_ready_wals();
+
+    auto env = co_await d.pgpass_env();
+    if (!env) {
+        co_return PgError{"cannot run pg_rewind on " + d.where() +
+                          ": could not write the pgpass file " + d.settings.postgresql.pgpass};
+    }
+    (*env)["LANG"] = "C";
+    (*env)["LC_ALL"] = "C";
+    (*env)["PGOPTIONS"] = "-c statement_timeout=0";
+
+    if (auto err = co_await d.wait_source_checkpoint(host, port)) {
+        co_return err;
+    }
+
+    std::vector<std::string> argv;
+    argv.push_back(d.bin("pg_rewind"));
+    // PostgreSQL 15 pg_rewind fetches missing target WAL itself with restore_command, so
+    // Patroni's "could not find WAL" → restore_command → retry loop is not needed here.
+    auto restore_command = co_await d.guc_value("restore_command");
+    if (restore_command && !restore_command->empty()) {
+        argv.push_back("--restore-target-wal");
+        if (d.config_dir() != dd) {
+            argv.push_back("--config-file=" + (d.config_dir() / "postgresql.conf").string());
+        }
+    }
+    argv.push_back("-D");
+    argv.push_back(dd.string());
+    argv.push_back("--source-server=" + rewind_conninfo(d.settings, host, port));
+
+    // pg_rewind copies the source's configuration files; ours stay (they name our port etc.).
+    struct SavedFile {
+        fs::path path;
+        std::string content;
+        mode_t mode;
+    };
+    std::vector<SavedFile> saved;
+    for (const char* name :
+         {"postgresql.conf", kBaseConfName.data(), "pg_hba.conf", "pg_ident.conf"}) {
+        fs::path p = dd / name;
+        struct stat st {};
+        if (::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+            if (auto text = read_small_file(p)) {
+                saved.push_back({p, std::move(*text), static_cast<mode_t>(st.st_mode & 0777)});
+            }
+        }
+    }
+
+    spdlog::info("pg: running pg_rewind from {}", rewind_conninfo(d.settings, host, port));
+    auto r = co_await d.run(std::move(argv), std::move(*env), kRewindTimeout);
+    spdlog::info("pg: pg_rewind {}: {}", r.describe(), output_tail(r.output, 1024));
+    if (!r.ok()) {
+        co_return d.command_error("pg_rewind from " + host + ":" + std::to_string(port), r);
+    }
+    std::vector<FileOp> ops;
+    for (auto& f : saved) {
+        ops.push_back({FileOp::Kind::Write, f.path, {}, std::move(f.content), f.mode});
+    }
+    Status restored = co_await net::co_spawn(
+        d.file_pool.get_executor(), apply_file_ops(std::move(ops)), net::use_awaitable);
+    if (restored) {
+        co_return PgError{
+            "pg_rewind succeeded for " + d.where() +
+            " but restoring the local configuration files failed: " + restored->message};
+    }
+    // pg_rewind left a backup_label (it must stay: recovery starts from the divergence point).
+    // Started without a signal file the node would finish recovery as a second primary on the
+    // source's timeline, so it is a standby until write_config says otherwise.
+    if (auto err = co_await d.write_standby_signal()) {
+        co_return PgError{"pg_rewind succeeded for " + d.where() +
+                          " but writing standby.signal failed: " + err->message};
+    }
+    spdlog::info("pg: pg_rewind from {}:{} succeeded for {}", host, port, d.where());
+    co_return std::nullopt;
+}
+
+Task<Status> Postgres::sync_physical_slots(std::vector<std::string> names) {
+    Impl& d = *impl_;
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    PqConnection c(d.ex);
+    if (auto err = co_await d.connect_fresh(&c, deadline)) {
+        co_return PgError{"sync_physical_slots: could not connect to PostgreSQL for " + d.where() +
+                          ": " + err->describe()};
+    }
+    auto existing = co_await c.query(
+        "SELECT slot_name, slot_type, active::int FROM pg_catalog.pg_replication_slots",
+        {},
+        deadline);
+    if (existing.error) {
+        co_return PgError{"sync_physical_slots: could not list replication slots: " +
+                          existing.error->describe()};
+    }
+    std::map<std::string, bool> physical;  // name -> active
+    for (const auto& row : existing.result.rows) {
+        if (row.size() >= 3 && row[0] && row[1] == "physical") {
+            physical[*row[0]] = row[2] == "1";
+        }
+    }
+    std::string failures;
+    auto fail = [&failures](const std::string& what) {
+        failures += (failures.empty() ? "" : "; ") + what;
+    };
+    // Drop physical slots nobody wants any more (Patroni slots.py drop_replication_slot: only
+    // when not active; an active one is retried next time).
+    for (const auto& [name, active] : physical) {
+        if (std::find(names.begin(), names.end(), name) != names.end()) {
+            continue;
+        }
+        if (active) {
+            spdlog::warn("pg: unable to drop replication slot '{}', slot is active", name);
+            continue;
+        }
+        std::vector<std::optional<std::string>> params;
+        params.emplace_back(name);
+        auto out = co_await c.query(
+            "WITH slots AS (SELECT slot_name, active FROM pg_catalog.pg_replication_slots"
+            " WHERE slot_name = $1 AND slot_type = 'physical'),"
+            " dropped AS (SELECT pg_catalog.pg_drop_replication_slot(slot_name), true AS dropped"
+            " FROM slots WHERE NOT active)"
+            " SELECT active::int, COALESCE(dropped, false)::int FROM slots"
+            " FULL OUTER JOIN dropped ON true",
+            std::move(params),
+            deadline);
+        if (out.error) {
+            fail("could not drop replication slot '" + name + "': " + out.error->describe());
+        } else if (!out.result.rows.empty() && out.result.rows[0].size() >= 2 &&
+                   out.result.rows[0][1] == "1") {
+            spdlog::info("pg: dropped replication slot '{}'", name);
+        } else {
+            spdlog::warn("pg: unable to drop replication slot '{}', slot is active", name);
+        }
+    }
+    // Create the missing ones, reserving WAL at once (Patroni: immediately_reserve on 9.6+).
+    for (const auto& name : names) {
+        if (physical.contains(name)) {
+            continue;
+        }
+        std::vector<std::optional<std::string>> params;
+        params.emplace_back(name);
+        auto out = co_await c.query(
+            "SELECT pg_catalog.pg_create_physical_replication_slot($1, true)"
+            " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots"
+            " WHERE slot_type = 'physical' AND slot_name = $1)",
+            std::move(params),
+            deadline);
+        if (out.error) {
+            fail("could not create physical replication slot '" + name +
+                 "': " + out.error->describe());
+        } else {
+            spdlog::info("pg: created physical replication slot '{}'", name);
+        }
+    }
+    if (!failures.empty()) {
+        co_return PgError{"sync_physical_slots for " + d.where() + ": " + failures};
+    }
+    co_return std::nullopt;
+}
+
+Task<Result<std::vector<core::HistoryLine>>> Postgres::read_timeline_history(int timeline) {
+    Impl& d = *impl_;
+    char name[32];
+    std::snprintf(name, sizeof name, "%08X.history", static_cast<unsigned>(timeline));
+    const fs::path file = d.data_dir() / "pg_wal" / name;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        int e = errno;
+        std::error_code ec;
+        if (!fs::exists(file, ec)) {
+            co_return std::vector<core::HistoryLine>{};
+        }
+        spdlog::warn("pg: cannot read {}: {}", file.string(), errno_text(e));
+        co_return Result<std::vector<core::HistoryLine>>(
+            boost::system::in_place_error,
+            boost::system::error_code(e != 0 ? e : EIO, boost::system::generic_category()));
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    co_return parse_timeline_history(ss.str());
+}
+
+Task<Status> Postgres::remove_data_directory() {
+    Impl& d = *impl_;
+    auto pc = d.check_postmaster();
+    if (pc.alive) {
+        co_return PgError{"refusing to remove " + d.where() + ": PostgreSQL is running (pid " +
+                          std::to_string(pc.pid.value_or(0)) + ")"};
+    }
+    const fs::path dd = d.data_dir();
+    spdlog::info("pg: removing {}", d.where());
+    d.sysid.reset();
+    std::function<Status()> job = [dd] {
+        return clear_data_directory(dd);
+    };
+    if (auto err = co_await d.blocking(std::move(job))) {
+        co_return PgError{"could not remove " + d.where() + ": " + err->message};
+    }
     co_return std::nullopt;
 }
 

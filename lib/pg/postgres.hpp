@@ -3,6 +3,7 @@
 // Only daemon/ and runtime/ name this concrete class; tests use it against a real PostgreSQL.
 #pragma once
 
+#include "core/cluster.hpp"
 #include "core/pg_state.hpp"
 #include "core/settings.hpp"
 
@@ -90,6 +91,28 @@ public:
 
     // pid of the running postmaster, if known.
     std::optional<int> postmaster_pid() const;
+
+    // ---- replication (issue 4) -------------------------------------------------------------
+
+    // Clones the data directory from a running member with pg_basebackup (-X stream, as the
+    // replication user; `extra_args` from postgresql.basebackup), into an empty data_dir.
+    // Attempts twice, 5 s apart, as Patroni. On failure the partial data directory is removed.
+    Task<Status> clone_from(std::string host, int port, std::vector<std::string> extra_args);
+    // pg_rewind --source-server=<rewind user (or superuser) @ host:port> on a cleanly stopped
+    // data directory. If pg_control says the instance did not shut down cleanly, first runs
+    // single-user crash recovery (postgres --single ... < /dev/null) as Patroni does.
+    // On success the data directory has standby.signal (pg_rewind's backup_label must not be
+    // started as a primary); write_config(recovery) must follow before start().
+    Task<Status> rewind_from(std::string host, int port);
+    // Makes the primary's physical replication slots exactly `names` (creates missing ones,
+    // drops other physical slots that are not active), as the leader does with use_slots.
+    Task<Status> sync_physical_slots(std::vector<std::string> names);
+    // The contents of pg_wal/<timeline as %08X>.history parsed into history lines
+    // ([timeline, switch lsn bytes, reason]); empty when the file is absent.
+    Task<Result<std::vector<core::HistoryLine>>> read_timeline_history(int timeline);
+    // Removes the data directory (for re-clone when rewind is impossible and the settings
+    // allow it). The postmaster must be stopped.
+    Task<Status> remove_data_directory();
 
     std::shared_ptr<ProcessRunner> process_runner() const;
     // Where `pg_ctl start -l` writes the postmaster's output: next to the data directory

@@ -212,6 +212,145 @@ std::optional<std::string> query_one(const std::string& conninfo, const std::str
     return out;
 }
 
+// ---- replication helpers ---------------------------------------------------------------------
+
+// Parameters replication tests need on top of TestCluster::files(): pg_rewind wants
+// wal_log_hints and the target's WAL back to the last common checkpoint (without an archive,
+// wal_keep_size keeps it: else "could not find previous WAL record" when a checkpoint recycled
+// it), a logical slot (which sync_physical_slots must leave alone) wants wal_level=logical.
+ConfigFiles replication_files(const TestCluster& c) {
+    auto f = c.files();
+    f.parameters["wal_level"] = "logical";
+    f.parameters["wal_log_hints"] = "on";
+    f.parameters["wal_keep_size"] = "256MB";
+    f.parameters["max_replication_slots"] = "10";
+    return f;
+}
+
+// `self` as a standby of `primary`, with the recovery parameters the runtime writes.
+ConfigFiles standby_files(const TestCluster& self, const TestCluster& primary) {
+    auto f = replication_files(self);
+    f.recovery = std::map<std::string, std::string>{
+        {"primary_conninfo",
+         pgwarden::pg::primary_conninfo(self.settings, "127.0.0.1", primary.port)},
+        {"primary_slot_name", pgwarden::pg::slot_name_from_member_name(self.settings.name)}};
+    return f;
+}
+
+// observe() until `pred` holds or `limit` passes; returns the last observation.
+template <class Pred>
+pgwarden::core::PgObservation observe_until(net::io_context& io,
+                                            Postgres& pg,
+                                            Pred pred,
+                                            std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    for (;;) {
+        auto obs = run_task(io, pg.observe());
+        if (pred(obs) || Clock::now() >= deadline) {
+            return obs;
+        }
+        run_until(
+            io, [] { return false; }, 100ms);
+    }
+}
+
+auto streaming_on(int timeline) {
+    return [timeline](const pgwarden::core::PgObservation& o) {
+        return o.query && o.query->in_recovery && o.query->replication_state == "streaming" &&
+               o.query->timeline == timeline;
+    };
+}
+
+auto primary_on(int timeline) {
+    return [timeline](const pgwarden::core::PgObservation& o) {
+        return o.query && !o.query->in_recovery && o.query->timeline == timeline;
+    };
+}
+
+auto lists_standby(const std::string& name) {
+    return [name](const pgwarden::core::PgObservation& o) {
+        return o.query && o.query->replication_json.find("\"application_name\":\"" + name + "\"") !=
+                              std::string::npos;
+    };
+}
+
+std::optional<std::string> slot_names(const TestCluster& c) {
+    return query_one(c.conninfo("postgres", ""),
+                     "SELECT COALESCE(string_agg(slot_name, ',' ORDER BY slot_name), '') "
+                     "FROM pg_replication_slots");
+}
+
+// Node A (primary) and node B (its clone), sharing one process runner as the daemon does.
+struct ReplicationPair {
+    net::io_context io;
+    std::shared_ptr<pgwarden::pg::ProcessRunner> runner;
+    TestCluster a;
+    TestCluster b;
+    std::unique_ptr<Postgres> pa;
+    std::unique_ptr<Postgres> pb;
+
+    ReplicationPair() {
+        runner = std::make_shared<pgwarden::pg::ProcessRunner>(io.get_executor());
+        a.settings.name = "node-a";
+        b.settings.name = "node-b";
+        pa = std::make_unique<Postgres>(io.get_executor(), a.settings, runner);
+        pb = std::make_unique<Postgres>(io.get_executor(), b.settings, runner);
+        // Reap what we start (a killed postmaster must not linger as a zombie).
+        pa->start_supervision([] {});
+    }
+
+    void start_primary() {
+        require_ok(run_task(io, pa->initdb()));
+        require_ok(run_task(io, pa->write_config(replication_files(a))));
+        require_ok(run_task(io, pa->start(60s)));
+        require_ok(run_task(io, pa->create_roles()));
+    }
+
+    // B: slot on A, pg_basebackup, standby configuration, start, streaming on timeline 1.
+    void clone_b_and_stream() {
+        require_ok(run_task(io, pa->sync_physical_slots({"node_b"})));
+        // --no-sync: like initdb --no-sync here, it keeps the test fast (fsynced files are slow
+        // to write and to delete on a busy machine); production runs pg_basebackup with sync.
+        require_ok(
+            run_task(io, pb->clone_from("127.0.0.1", a.port, {"--checkpoint=fast", "--no-sync"})));
+        require_ok(run_task(io, pb->write_config(standby_files(b, a))));
+        require_ok(run_task(io, pb->start(60s)));
+        auto obs = observe_until(io, *pb, streaming_on(1), 30s);
+        INFO(obs.query_error);
+        REQUIRE(streaming_on(1)(obs));
+    }
+
+    void promote_b() {
+        require_ok(run_task(io, pb->promote(60s)));
+        auto obs = observe_until(io, *pb, primary_on(2), 30s);
+        REQUIRE(primary_on(2)(obs));
+    }
+
+    // A (rewound) follows B: slot on B, standby configuration, start, streaming on timeline 2.
+    void a_follows_b() {
+        require_ok(run_task(io, pb->sync_physical_slots({"node_a"})));
+        require_ok(run_task(io, pa->write_config(standby_files(a, b))));
+        require_ok(run_task(io, pa->start(60s)));
+        auto obs = observe_until(io, *pa, streaming_on(2), 30s);
+        INFO(obs.query_error);
+        REQUIRE(streaming_on(2)(obs));
+        auto ob = observe_until(io, *pb, lists_standby("node-a"), 10s);
+        CHECK(lists_standby("node-a")(ob));
+        // A has B's writes after the promotion and not its own diverged ones.
+        std::optional<std::string> replayed;
+        const auto deadline = Clock::now() + 10s;
+        while (replayed != "t" && Clock::now() < deadline) {
+            replayed = query_one(a.conninfo("postgres", ""),
+                                 "SELECT to_regclass('after_promote') IS NOT NULL");
+            run_until(
+                io, [] { return false; }, 50ms);
+        }
+        CHECK(replayed == "t");
+        CHECK(query_one(a.conninfo("postgres", ""), "SELECT to_regclass('diverged') IS NULL") ==
+              "t");
+    }
+};
+
 }  // namespace
 
 // ---- pure helpers --------------------------------------------------------------------------
@@ -268,6 +407,107 @@ TEST_CASE("config: pg_controldata output, listen and proc stat are parsed", "[pg
     REQUIRE(cleaned);
     CHECK(*cleaned == "# comment\nwork_mem = '4MB'\n");
     CHECK_FALSE(pgwarden::pg::sanitize_auto_conf("work_mem = '4MB'\n"));
+}
+
+TEST_CASE("replication: primary_conninfo matches Patroni's format_dsn on PostgreSQL 15",
+          "[pg][unit]") {
+    pgwarden::core::Settings s;
+    s.name = "node-b";
+    s.postgresql.database = "postgres";
+    s.postgresql.pgpass = "/var/lib/pgw/pgpass";
+    s.postgresql.replication = {"replicator", "secret"};
+    CHECK(pgwarden::pg::primary_conninfo(s, "10.0.0.1", 5433) ==
+          "dbname=postgres user=replicator passfile=/var/lib/pgw/pgpass host=10.0.0.1 port=5433 "
+          "sslmode=prefer application_name=node-b gssencmode=prefer channel_binding=prefer");
+    // No password: no passfile; ' \ and space are escaped with a backslash (libpq syntax).
+    s.postgresql.replication = {"rep user", ""};
+    s.name = "it's\\me";
+    CHECK(pgwarden::pg::primary_conninfo(s, "db1", 5432) ==
+          "dbname=postgres user=rep\\ user host=db1 port=5432 sslmode=prefer "
+          "application_name=it\\'s\\\\me gssencmode=prefer channel_binding=prefer");
+    // The conninfo parses back with libpq to the same values.
+    PQconninfoOption* opts =
+        PQconninfoParse(pgwarden::pg::primary_conninfo(s, "db1", 5432).c_str(), nullptr);
+    REQUIRE(opts != nullptr);
+    std::map<std::string, std::string> parsed;
+    for (auto* o = opts; o->keyword != nullptr; ++o) {
+        if (o->val != nullptr) {
+            parsed[o->keyword] = o->val;
+        }
+    }
+    PQconninfoFree(opts);
+    CHECK(parsed["user"] == "rep user");
+    CHECK(parsed["application_name"] == "it's\\me");
+
+    s.postgresql.replication = {"replicator", "pw"};
+    CHECK(pgwarden::pg::basebackup_conninfo(s, "h", 1) ==
+          "dbname=postgres user=replicator host=h port=1");
+    s.postgresql.rewind = pgwarden::core::Credentials{"rewinder", "x"};
+    s.postgresql.superuser = {"postgres", "y"};
+    CHECK(pgwarden::pg::rewind_conninfo(s, "h", 2) ==
+          "dbname=postgres user=rewinder host=h port=2 target_session_attrs=read-write");
+    s.postgresql.rewind.reset();
+    CHECK(pgwarden::pg::rewind_conninfo(s, "h", 2) ==
+          "dbname=postgres user=postgres host=h port=2 target_session_attrs=read-write");
+}
+
+TEST_CASE("replication: slot names follow Patroni's slot_name_from_member_name", "[pg][unit]") {
+    using pgwarden::pg::slot_name_from_member_name;
+    CHECK(slot_name_from_member_name("Node-1.example.com") == "node_1_example_com");
+    CHECK(slot_name_from_member_name("a b+c") == "au0032bu0043c");
+    CHECK(slot_name_from_member_name("\xC3\xA9t\xC3\x89") == "u0233tu0233");  // "étÉ"
+    CHECK(slot_name_from_member_name("\xE2\x82\xAC") == "u8364");             // "€"
+    CHECK(slot_name_from_member_name("\xF0\x9F\x98\x80") == "u128512");       // emoji
+    CHECK(slot_name_from_member_name(std::string(70, 'x')) == std::string(63, 'x'));
+    CHECK(slot_name_from_member_name("pg_test_01") == "pg_test_01");
+}
+
+TEST_CASE("replication: timeline history, LSNs, basebackup args and postmaster.opts parse",
+          "[pg][unit]") {
+    auto h = pgwarden::pg::parse_timeline_history(
+        "1\t0/3000060\tno recovery target specified\n"
+        "\n"
+        "# comment line\n"
+        "2\t1/A0000000\tbefore 2024-01-01 00:00:00+00\n"
+        "bad\t0/1\tx\n"
+        "3\tnot-an-lsn\tx\n");
+    REQUIRE(h.size() == 2);
+    CHECK(h[0].timeline == 1);
+    CHECK(h[0].lsn == 0x3000060);
+    CHECK(h[0].reason == "no recovery target specified");
+    CHECK(h[1].timeline == 2);
+    CHECK(h[1].lsn == 0x1A0000000LL);
+    CHECK(pgwarden::pg::parse_lsn("16/B374D848") == 0x16B374D848LL);
+    CHECK_FALSE(pgwarden::pg::parse_lsn("16B374D848"));
+    CHECK(pgwarden::pg::format_lsn(0x16B374D848LL) == "16/B374D848");
+
+    std::vector<std::string> rejected;
+    auto kept = pgwarden::pg::filter_basebackup_args({"--checkpoint=fast",
+                                                      "--max-rate=100M",
+                                                      "--pgdata=/x",
+                                                      "--compress=gzip",
+                                                      "--compress=server-zstd",
+                                                      "--host=evil",
+                                                      "--verbose"},
+                                                     &rejected);
+    CHECK(kept ==
+          std::vector<std::string>{
+              "--checkpoint=fast", "--max-rate=100M", "--compress=server-zstd", "--verbose"});
+    CHECK(rejected == std::vector<std::string>{"--pgdata=/x", "--compress=gzip", "--host=evil"});
+
+    auto opts = pgwarden::pg::parse_postmaster_opts(
+        "/usr/lib/postgresql/15/bin/postgres \"-D\" \"/data\" \"--config-file=/etc/pg.conf\" "
+        "\"--port=5433\"\n");
+    CHECK(opts ==
+          std::map<std::string, std::string>{{"config-file", "/etc/pg.conf"}, {"port", "5433"}});
+    CHECK(pgwarden::pg::build_archiver_command("cp %p /a/%f %r %% %x", "/d/pg_wal", "0001") ==
+          "cp /d/pg_wal/0001 /a/0001 000000010000000000000001 % %x");
+
+    auto rec = pgwarden::pg::with_standby_defaults(
+        {{"primary_conninfo", "host=a"}, {"recovery_target_timeline", "3"}});
+    CHECK(rec["recovery_target_timeline"] == "3");
+    CHECK(rec["recovery_target"].empty());
+    CHECK(rec.count("recovery_target_lsn") == 1);
 }
 
 // ---- process runner ------------------------------------------------------------------------
@@ -589,6 +829,180 @@ TEST_CASE("start fails with a sentence naming pg_ctl, the data directory and the
     auto missing = run_task(io, not_pg.start(5s));
     REQUIRE(missing);
     CHECK(missing->message.find("not a PostgreSQL data directory") != std::string::npos);
+}
+
+// ---- replication (issue 4) -----------------------------------------------------------------
+
+TEST_CASE("replication: a clone streams from the primary, slots follow sync_physical_slots",
+          "[pg][replication]") {
+    ReplicationPair p;
+    p.start_primary();
+    REQUIRE(query_one(p.a.conninfo("postgres", ""),
+                      "SELECT slot_name FROM "
+                      "pg_create_logical_replication_slot('logical_keep', 'pgoutput')") ==
+            "logical_keep");
+
+    // Never over a running cluster.
+    auto refused = run_task(p.io, p.pa->clone_from("127.0.0.1", p.b.port, {}));
+    REQUIRE(refused);
+    CHECK(refused->message.find("running") != std::string::npos);
+
+    p.clone_b_and_stream();
+    struct stat st {};
+    REQUIRE(::stat(p.b.data_dir().c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+    CHECK(fs::exists(p.b.data_dir() / "standby.signal"));
+    auto conf = read_file(p.b.data_dir() / "postgresql.conf");
+    CHECK(conf.find("primary_conninfo = 'dbname=postgres user=replicator passfile=" +
+                    p.b.settings.postgresql.pgpass +
+                    " host=127.0.0.1 port=" + std::to_string(p.a.port) +
+                    " sslmode=prefer application_name=node-b") != std::string::npos);
+    CHECK(conf.find("primary_slot_name = 'node_b'") != std::string::npos);
+    CHECK(conf.find("recovery_target_timeline = 'latest'") != std::string::npos);
+    CHECK(conf.find("port = '" + std::to_string(p.b.port) + "'") != std::string::npos);
+    // The password reached pg_basebackup and the walreceiver through the pgpass file only.
+    CHECK(conf.find("rep:secret") == std::string::npos);
+
+    auto oa = observe_until(p.io, *p.pa, lists_standby("node-b"), 10s);
+    CHECK(lists_standby("node-b")(oa));
+    CHECK(query_one(p.a.conninfo("postgres", ""),
+                    "SELECT active FROM pg_replication_slots WHERE slot_name = 'node_b'") == "t");
+
+    require_ok(run_task(p.io, p.pa->sync_physical_slots({"node_b", "spare_1", "spare_2"})));
+    CHECK(slot_names(p.a) == "logical_keep,node_b,spare_1,spare_2");
+    // WAL is reserved at creation (immediately_reserve), as Patroni does.
+    CHECK(query_one(p.a.conninfo("postgres", ""),
+                    "SELECT restart_lsn IS NOT NULL FROM pg_replication_slots "
+                    "WHERE slot_name = 'spare_1'") == "t");
+    // Idempotent.
+    require_ok(run_task(p.io, p.pa->sync_physical_slots({"node_b", "spare_1", "spare_2"})));
+    CHECK(slot_names(p.a) == "logical_keep,node_b,spare_1,spare_2");
+    // Unwanted inactive physical slots go; the active one and the logical one stay.
+    require_ok(run_task(p.io, p.pa->sync_physical_slots({"spare_2"})));
+    CHECK(slot_names(p.a) == "logical_keep,node_b,spare_2");
+    require_ok(run_task(p.io, p.pa->sync_physical_slots({})));
+    CHECK(slot_names(p.a) == "logical_keep,node_b");
+    // A name PostgreSQL rejects is reported; the other slots are still handled.
+    auto bad = run_task(p.io, p.pa->sync_physical_slots({"node_b", "Bad-Name", "ok_1"}));
+    REQUIRE(bad);
+    CHECK(bad->message.find("Bad-Name") != std::string::npos);
+    CHECK(slot_names(p.a) == "logical_keep,node_b,ok_1");
+}
+
+TEST_CASE("replication: promoted clone has a timeline history, old primary rewinds and follows",
+          "[pg][replication]") {
+    ReplicationPair p;
+    p.start_primary();
+    p.clone_b_and_stream();
+    p.promote_b();
+
+    auto history = run_task(p.io, p.pb->read_timeline_history(2));
+    REQUIRE(history.has_value());
+    REQUIRE(history->size() == 1);
+    CHECK((*history)[0].timeline == 1);
+    CHECK((*history)[0].lsn > 0);
+    CHECK_FALSE((*history)[0].reason.empty());
+    auto none = run_task(p.io, p.pb->read_timeline_history(1));
+    REQUIRE(none.has_value());
+    CHECK(none->empty());
+
+    // The split: B writes on timeline 2, A keeps writing on timeline 1 and diverges.
+    require_ok(run_task(p.io, p.pb->execute("CREATE TABLE after_promote AS SELECT 1 AS x")));
+    require_ok(run_task(
+        p.io, p.pa->execute("CREATE TABLE diverged AS SELECT generate_series(1, 10000) AS x")));
+    require_ok(run_task(p.io, p.pa->stop(StopMode::Fast, 60s)));
+
+    // Refused while running: B is.
+    auto running = run_task(p.io, p.pb->rewind_from("127.0.0.1", p.a.port));
+    REQUIRE(running);
+    CHECK(running->message.find("running") != std::string::npos);
+
+    require_ok(run_task(p.io, p.pa->rewind_from("127.0.0.1", p.b.port)));
+    // pg_rewind copied B's files; A keeps its own configuration (its port) and has the history.
+    CHECK(read_file(p.a.data_dir() / "postgresql.conf")
+              .find("port = '" + std::to_string(p.a.port) + "'") != std::string::npos);
+    CHECK(fs::exists(p.a.data_dir() / "pg_wal" / "00000002.history"));
+    // A rewound node is a standby until told otherwise; pg_rewind's backup_label stays.
+    CHECK(fs::exists(p.a.data_dir() / "standby.signal"));
+    CHECK(fs::exists(p.a.data_dir() / "backup_label"));
+    auto a_history = run_task(p.io, p.pa->read_timeline_history(2));
+    REQUIRE(a_history.has_value());
+    CHECK(a_history->size() == 1);
+
+    p.a_follows_b();
+}
+
+TEST_CASE("replication: rewind after kill -9 runs single-user crash recovery first",
+          "[pg][replication]") {
+    ReplicationPair p;
+    p.start_primary();
+    p.clone_b_and_stream();
+    p.promote_b();
+    require_ok(run_task(p.io, p.pb->execute("CREATE TABLE after_promote AS SELECT 1 AS x")));
+    require_ok(run_task(
+        p.io, p.pa->execute("CREATE TABLE diverged AS SELECT generate_series(1, 10000) AS x")));
+
+    auto pid = p.pa->postmaster_pid();
+    REQUIRE(pid);
+    REQUIRE(::kill(*pid, SIGKILL) == 0);
+    REQUIRE(run_until(
+        p.io, [&] { return !process_alive(*pid); }, 10s));
+    auto crashed = run_task(p.io, p.pa->observe());
+    CHECK_FALSE(crashed.postmaster_running);
+    CHECK(crashed.cluster_state == "in production");
+
+    require_ok(run_task(p.io, p.pa->rewind_from("127.0.0.1", p.b.port)));
+    p.a_follows_b();
+}
+
+TEST_CASE("clone_from fails cleanly after two attempts and leaves an empty data directory",
+          "[pg][replication]") {
+    TestCluster c;
+    net::io_context io;
+    Postgres pg(io.get_executor(), c.settings);
+    fs::create_directories(c.data_dir());
+    ::chmod(c.data_dir().c_str(), 0700);
+    { std::ofstream(c.data_dir() / "leftover") << "partial"; }
+    auto t0 = Clock::now();
+    auto err = run_task(io, pg.clone_from("127.0.0.1", free_port(), {"--checkpoint=fast"}));
+    auto elapsed = Clock::now() - t0;
+    REQUIRE(err);
+    CHECK(err->message.find("pg_basebackup") != std::string::npos);
+    CHECK(err->message.find("rep:secret") == std::string::npos);
+    CHECK(elapsed >= 5s);  // the second attempt comes 5 s after the first
+    CHECK(elapsed < 30s);
+    CHECK(fs::is_directory(c.data_dir()));
+    CHECK(fs::is_empty(c.data_dir()));
+    auto obs = run_task(io, pg.observe());
+    CHECK(obs.data_dir_empty);
+}
+
+TEST_CASE("remove_data_directory refuses while running and empties a stopped one", "[pg]") {
+    TestCluster c;
+    c.settings.bootstrap.initdb_args.push_back("--waldir=" + (c.root / "wal").string());
+    net::io_context io;
+    Postgres pg(io.get_executor(), c.settings);
+    bootstrap(io, pg, c);
+    REQUIRE(fs::is_symlink(c.data_dir() / "pg_wal"));
+    auto refused = run_task(io, pg.remove_data_directory());
+    REQUIRE(refused);
+    CHECK(refused->message.find("running") != std::string::npos);
+    CHECK(fs::exists(c.data_dir() / "PG_VERSION"));
+
+    require_ok(run_task(io, pg.stop(StopMode::Fast, 60s)));
+    require_ok(run_task(io, pg.remove_data_directory()));
+    CHECK(fs::is_directory(c.data_dir()));
+    CHECK(fs::is_empty(c.data_dir()));
+    struct stat st {};
+    REQUIRE(::stat(c.data_dir().c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+    // The symlinked WAL directory is emptied, the directory itself stays.
+    CHECK(fs::is_directory(c.root / "wal"));
+    CHECK(fs::is_empty(c.root / "wal"));
+    auto obs = run_task(io, pg.observe());
+    CHECK(obs.data_dir_empty);
+    CHECK_FALSE(obs.sysid);
+    require_ok(run_task(io, pg.remove_data_directory()));  // nothing left: still fine
 }
 
 // ---------------------------------------------------------------------------------------------
