@@ -24,6 +24,7 @@ struct Member {
     bool nofailover = false;
     int failover_priority = 1;
     bool clonefrom = false;
+    bool checkpoint_after_promote_pending = false;  // new leader has not checkpointed yet
     std::int64_t version = 0;  // etcd mod_revision / Consul ModifyIndex
     std::string owner;         // etcd lease id / Consul session the key is tied to
 };
@@ -48,6 +49,19 @@ struct HistoryLine {
     std::string reason;
     std::optional<std::string> timestamp;
     std::optional<std::string> new_leader;
+};
+
+// What another member's REST API (GET <api_url>, i.e. /patroni) said in the leader race.
+struct MemberProbe {
+    std::string name;
+    bool reachable = false;  // answered 200 with a usable body within the deadline
+    bool is_primary = false; // role primary / not in recovery
+    std::int64_t wal_position = 0;  // primary: xlog.location; replica: max(received, replayed)
+    int timeline = 0;
+    bool nofailover = false;
+    int failover_priority = 1;
+    bool watchdog_failed = false;
+    std::string state;  // "running", ...
 };
 
 struct Cluster {

@@ -1,17 +1,28 @@
 #include "core/decide.hpp"
 
+#include <cstdint>
 #include <string>
 
 namespace pgwarden::core {
 namespace {
 
-Action act(ActionKind kind) { return Action{kind}; }
+Action act(ActionKind kind, std::string target = {}) {
+    Action a;
+    a.kind = kind;
+    a.target = std::move(target);
+    return a;
+}
 
 Action demote(StopKind stop, bool release_lock) {
-    Action a{ActionKind::Demote};
+    Action a;
+    a.kind = ActionKind::Demote;
     a.stop = stop;
     a.release_lock = release_lock;
     return a;
+}
+
+Plan probe(const Snapshot& s, std::string why) {
+    return {s.local.role, {act(ActionKind::ProbeMembers)}, std::move(why)};
 }
 
 // pg_control states of a data directory that was last a primary.
@@ -20,14 +31,40 @@ bool was_primary(const PgObservation& pg) {
            pg.cluster_state == "in crash recovery";
 }
 
-// A member other than us that reports more WAL than we have, or a later timeline.
-const Member* member_ahead_of_us(const Snapshot& s) {
-    const auto& c = *s.cluster;
-    for (const auto& m : c.members) {
-        if (m.name == s.name) {
-            continue;
+bool nofailover(const Snapshot& s) { return s.tags.nofailover || s.tags.failover_priority <= 0; }
+
+// Our WAL position as Patroni compares it: primary flush LSN, replica max(received, replayed).
+std::int64_t my_wal_position(const PgObservation& pg) {
+    if (!pg.query) {
+        return 0;
+    }
+    if (!pg.query->in_recovery) {
+        return pg.query->wal_location;
+    }
+    return std::max(pg.query->receive_location, pg.query->replay_location);
+}
+
+const MemberProbe* find_probe(const Snapshot& s, const std::string& name) {
+    if (!s.probes) {
+        return nullptr;
+    }
+    for (const auto& p : *s.probes) {
+        if (p.name == name) {
+            return &p;
         }
-        if (m.timeline && *m.timeline > s.pg.control_timeline) {
+    }
+    return nullptr;
+}
+
+bool healthy_candidate(const MemberProbe& p) {
+    return p.reachable && !p.nofailover && !p.watchdog_failed && !p.is_primary &&
+           p.state == "running";
+}
+
+// A member other than us that reports a later timeline than our data directory's.
+const Member* member_on_later_timeline(const Snapshot& s) {
+    for (const auto& m : s.cluster->members) {
+        if (m.name != s.name && m.timeline && *m.timeline > s.pg.control_timeline) {
             return &m;
         }
     }
@@ -46,10 +83,21 @@ Plan decide_without_dcs(const Snapshot& s, bool running_as_primary) {
     return {s.local.role, {}, "DCS is not accessible"};
 }
 
+// Where a new replica clones from: a running member tagged clonefrom, else the leader.
+const Member* clone_source(const Snapshot& s) {
+    const auto& c = *s.cluster;
+    for (const auto& m : c.members) {
+        if (m.name != s.name && m.clonefrom && m.state == "running" && !m.conn_url.empty()) {
+            return &m;
+        }
+    }
+    return c.member(c.leader->name);
+}
+
 Plan decide_without_data(const Snapshot& s) {
     const auto& c = *s.cluster;
     if (!c.initialize && !c.is_locked()) {
-        if (s.tags.nofailover || s.tags.failover_priority <= 0) {
+        if (nofailover(s)) {
             return {Role::Uninitialized,
                     {},
                     "waiting for leader to bootstrap: tagged nofailover, so not bootstrapping"};
@@ -59,49 +107,184 @@ Plan decide_without_data(const Snapshot& s) {
     if (!c.is_locked()) {
         return {Role::Uninitialized, {}, "waiting for leader to bootstrap"};
     }
+    const Member* src = clone_source(s);
+    if (src == nullptr || src->conn_url.empty()) {
+        return {Role::Uninitialized,
+                {},
+                "waiting for the member key of leader " + c.leader->name + " to clone from it"};
+    }
+    const bool from_leader = src->name == c.leader->name;
     return {Role::Uninitialized,
-            {},
-            "waiting to create a replica of leader " + c.leader->name +
-                ": replica creation is not available in this version"};
+            {act(ActionKind::CreateReplica, src->name)},
+            std::string("trying to bootstrap from ") + (from_leader ? "leader '" : "replica '") +
+                src->name + "'"};
 }
 
-Plan decide_not_running(const Snapshot& s, bool leader_is_me) {
+Plan decide_stopped_with_other_leader(const Snapshot& s) {
     const auto& c = *s.cluster;
-    if (leader_is_me) {
-        return {Role::Primary,
-                {act(ActionKind::UpdateLock), act(ActionKind::StartPrimary)},
-                "starting primary after failure"};
-    }
-    if (c.is_locked()) {
+    const std::string& leader = c.leader->name;
+    const Member* lm = c.member(leader);
+    if (lm == nullptr || lm->conn_url.empty()) {
         return {Role::Replica,
                 {},
-                "postgresql is not running and " + c.leader->name +
-                    " holds the leader lock: starting as a replica is not available in this version"};
+                "postgresql is not running; waiting for the member key of leader " + leader};
     }
+    if (s.local.rewind_failed) {
+        if (s.dynamic.postgresql.remove_data_directory_on_rewind_failure) {
+            return {Role::Replica,
+                    {act(ActionKind::Reinitialize, leader)},
+                    "pg_rewind failed (" + *s.local.rewind_failed +
+                        "): removing the data directory and cloning from leader " + leader};
+        }
+        return {Role::Replica,
+                {},
+                "pg_rewind failed (" + *s.local.rewind_failed +
+                    "); not starting postgresql: reinitialize this member or set "
+                    "remove_data_directory_on_rewind_failure"};
+    }
+    if (was_primary(s.pg)) {
+        if (!s.use_pg_rewind) {
+            return {Role::Replica,
+                    {act(ActionKind::StartReplica, leader)},
+                    "starting the former primary as a replica of " + leader +
+                        " without pg_rewind (use_pg_rewind is off)"};
+        }
+        if (lm->state != "running" || lm->role != "primary" || lm->checkpoint_after_promote_pending) {
+            return {Role::Replica,
+                    {},
+                    "waiting for leader " + leader + " to finish its promotion before pg_rewind"};
+        }
+        return {Role::Replica,
+                {act(ActionKind::Rewind, leader)},
+                "running pg_rewind from leader " + leader};
+    }
+    return {Role::Replica,
+            {act(ActionKind::StartReplica, leader)},
+            "starting as a secondary, following leader " + leader};
+}
+
+// A running replica in a cluster without a leader: Patroni's is_healthiest_node().
+Plan decide_leader_race(const Snapshot& s) {
+    const auto& c = *s.cluster;
     if (s.dynamic.pause) {
-        return {s.local.role, {}, "postgresql is not running; cluster is paused, not starting it"};
+        return {Role::Replica, {}, "cluster is paused and has no leader: not racing for the lock"};
     }
-    if (s.tags.nofailover || s.tags.failover_priority <= 0) {
-        return {s.local.role,
+    std::vector<Action> take{act(ActionKind::AcquireLock)};
+    if (c.failover && !c.failover->empty()) {
+        take.push_back(act(ActionKind::ClearFailover));
+    }
+    take.push_back(act(ActionKind::Promote));
+
+    if (c.failover && c.failover->member && !c.failover->member->empty()) {
+        const std::string& candidate = *c.failover->member;
+        if (candidate == s.name) {
+            return {Role::Promoted, take, "manual failover: acquiring the leader lock as the candidate"};
+        }
+        if (c.member(candidate) != nullptr) {
+            if (!s.probes) {
+                return probe(s, "manual failover to " + candidate + ": checking the candidate");
+            }
+            const MemberProbe* p = find_probe(s, candidate);
+            if (p != nullptr && p->reachable && !p->nofailover) {
+                return {Role::Replica,
+                        {},
+                        "manual failover to " + candidate + " in progress: not racing"};
+            }
+        }
+        // The candidate is gone or unhealthy: the normal race decides.
+    }
+    if (nofailover(s)) {
+        return {Role::Replica, {}, "not racing for the leader lock: tagged nofailover"};
+    }
+    const std::int64_t mine = my_wal_position(s.pg);
+    if (c.last_lsn && *c.last_lsn - mine > s.dynamic.maximum_lag_on_failover) {
+        return {Role::Replica,
                 {},
-                "postgresql is not running and the cluster has no leader; not taking the lock "
-                "because of the nofailover tag"};
+                "not healthy enough for leader race: lag " + std::to_string(*c.last_lsn - mine) +
+                    " bytes is above maximum_lag_on_failover " +
+                    std::to_string(s.dynamic.maximum_lag_on_failover)};
     }
-    if (!was_primary(s.pg)) {
-        return {s.local.role,
-                {},
-                "postgresql is not running, the cluster has no leader and this data directory is "
-                "a replica's (" +
-                    s.pg.cluster_state + "): waiting for a leader"};
+    if (!s.probes) {
+        return probe(s, "the cluster has no leader: probing members before the leader race");
     }
-    if (const Member* m = member_ahead_of_us(s)) {
-        return {s.local.role,
-                {},
-                "not taking the leader lock: member " + m->name + " is on a later timeline"};
+    for (const auto& p : *s.probes) {
+        if (p.name != s.name && p.reachable && p.is_primary) {
+            return {Role::Replica,
+                    {},
+                    "not racing for the leader lock: primary " + p.name + " is still alive"};
+        }
     }
-    return {Role::Primary,
-            {act(ActionKind::AcquireLock), act(ActionKind::StartPrimary)},
-            "acquiring the leader lock to start the former primary"};
+    for (const auto& p : *s.probes) {
+        if (p.name == s.name || !p.reachable || p.nofailover || p.watchdog_failed) {
+            continue;
+        }
+        if (p.wal_position > mine) {
+            return {Role::Replica,
+                    {},
+                    "not racing for the leader lock: member " + p.name + " is ahead (wal " +
+                        std::to_string(p.wal_position) + " > " + std::to_string(mine) + ")"};
+        }
+        if (p.wal_position == mine && p.failover_priority > s.tags.failover_priority) {
+            return {Role::Replica,
+                    {},
+                    "not racing for the leader lock: member " + p.name +
+                        " has the same wal position and a higher failover_priority"};
+        }
+    }
+    return {Role::Promoted, take, "acquiring the leader lock: I am the healthiest member"};
+}
+
+// We hold the lock and PostgreSQL runs as primary: handle a pending switchover.
+std::optional<Plan> decide_manual_failover_as_leader(const Snapshot& s) {
+    const auto& c = *s.cluster;
+    if (!c.failover || c.failover->empty()) {
+        return std::nullopt;
+    }
+    const FailoverKey& f = *c.failover;
+    std::vector<Action> clear{act(ActionKind::UpdateLock), act(ActionKind::ClearFailover)};
+    if (f.leader && !f.leader->empty() && *f.leader != s.name) {
+        return Plan{Role::Primary, clear, "manual failover: leader name does not match, clearing the request"};
+    }
+    if (s.failover_schedule_invalid) {
+        return Plan{Role::Primary, clear, "manual failover: unparsable scheduled_at, clearing the request"};
+    }
+    if (s.failover_scheduled_at_ms) {
+        const std::int64_t at = *s.failover_scheduled_at_ms;
+        const std::int64_t loop_ms = static_cast<std::int64_t>(s.dynamic.loop_wait) * 1000;
+        if (s.now_epoch_ms < at) {
+            return Plan{Role::Primary,
+                        {act(ActionKind::UpdateLock)},
+                        "no action. I am (" + s.name + "), the leader with the lock; a switchover is "
+                        "scheduled at " + *f.scheduled_at};
+        }
+        if (s.now_epoch_ms > at + loop_ms * 3 / 2) {
+            return Plan{Role::Primary, clear, "manual failover: the scheduled switchover is stale, clearing it"};
+        }
+    }
+    const bool has_candidate = f.member && !f.member->empty();
+    if (has_candidate && *f.member == s.name) {
+        return Plan{Role::Primary, clear, "manual failover: I am already the leader, no need to failover"};
+    }
+    if (has_candidate && c.member(*f.member) == nullptr) {
+        return Plan{Role::Primary, clear, "manual failover: candidate " + *f.member + " is not a member"};
+    }
+    if (!s.probes) {
+        return probe(s, "manual failover: checking the candidates");
+    }
+    bool possible = false;
+    for (const auto& p : *s.probes) {
+        if (p.name != s.name && (!has_candidate || p.name == *f.member) && healthy_candidate(p)) {
+            possible = true;
+        }
+    }
+    if (!possible) {
+        return Plan{Role::Primary,
+                    clear,
+                    has_candidate ? "manual failover: candidate " + *f.member +
+                                        " is not healthy, failover is not possible"
+                                  : "manual failover: no healthy members found, failover is not possible"};
+    }
+    return Plan{Role::Demoted, {act(ActionKind::UpdateLock), demote(StopKind::Fast, true)}, "manual failover: demoting myself"};
 }
 
 }  // namespace
@@ -118,6 +301,13 @@ std::string_view to_string(ActionKind kind) noexcept {
         case ActionKind::Promote: return "promote";
         case ActionKind::Demote: return "demote";
         case ActionKind::Fatal: return "fatal";
+        case ActionKind::ProbeMembers: return "probe members";
+        case ActionKind::CreateReplica: return "create replica";
+        case ActionKind::StartReplica: return "start replica";
+        case ActionKind::Follow: return "follow";
+        case ActionKind::Rewind: return "rewind";
+        case ActionKind::Reinitialize: return "reinitialize";
+        case ActionKind::ClearFailover: return "clear failover";
     }
     return "unknown";
 }
@@ -162,7 +352,25 @@ Plan decide(const Snapshot& s) {
     }
 
     if (!pg.postmaster_running) {
-        return decide_not_running(s, leader_is_me);
+        if (leader_is_me) {
+            return {Role::Primary,
+                    {act(ActionKind::UpdateLock), act(ActionKind::StartPrimary)},
+                    "starting primary after failure"};
+        }
+        if (leader_is_other) {
+            return decide_stopped_with_other_leader(s);
+        }
+        if (s.dynamic.pause) {
+            return {s.local.role, {}, "postgresql is not running; cluster is paused, not starting it"};
+        }
+        if (const Member* m = member_on_later_timeline(s)) {
+            return {s.local.role,
+                    {},
+                    "postgresql is not running and the cluster has no leader; member " + m->name +
+                        " is on a later timeline: waiting for a leader"};
+        }
+        // As Patroni: start read-only; the leader race decides who becomes primary.
+        return {Role::Replica, {act(ActionKind::StartReplica, "")}, "starting as a secondary"};
     }
 
     if (!answering) {
@@ -180,6 +388,11 @@ Plan decide(const Snapshot& s) {
     }
 
     if (leader_is_me) {
+        if (pg_primary) {
+            if (auto manual = decide_manual_failover_as_leader(s)) {
+                return *manual;
+            }
+        }
         std::vector<Action> actions{act(ActionKind::UpdateLock)};
         if (!c.sysid_valid() && pg.sysid) {
             actions.push_back(act(ActionKind::WriteInitialize));
@@ -207,15 +420,21 @@ Plan decide(const Snapshot& s) {
                     {demote(StopKind::Immediate, false)},
                     "demoting self because I do not have the lock and I was a leader"};
         }
+        const std::string& leader = c.leader->name;
+        const Member* lm = c.member(leader);
+        std::vector<Action> actions;
+        if (s.local.following != leader && lm != nullptr && !lm->conn_url.empty()) {
+            actions.push_back(act(ActionKind::Follow, leader));
+        }
         return {Role::Replica,
-                {},
+                actions,
                 "no action. I am (" + s.name + "), a secondary, and following a leader (" +
-                    c.leader->name + ")"};
+                    leader + ")"};
     }
 
     // The cluster has no leader.
     if (pg_primary) {
-        if (const Member* m = member_ahead_of_us(s)) {
+        if (const Member* m = member_on_later_timeline(s)) {
             return {Role::Demoted,
                     {demote(StopKind::Immediate, false)},
                     "demoting self: member " + m->name +
@@ -226,9 +445,7 @@ Plan decide(const Snapshot& s) {
                 "acquiring the leader lock: postgresql is running as primary and the cluster has "
                 "no leader"};
     }
-    return {Role::Replica,
-            {},
-            "the cluster has no leader: leader race for replicas is not available in this version"};
+    return decide_leader_race(s);
 }
 
 }  // namespace pgwarden::core

@@ -26,14 +26,22 @@ enum class ActionKind {
     Promote,          // long: pg_ctl promote
     Demote,           // long: stop PostgreSQL (fast or immediate), release the key if asked
     Fatal,            // stop the daemon: the on-disk state is not ours to touch
+    ProbeMembers,     // ask the other members' REST API, then decide again (always alone)
+    CreateReplica,    // long: pg_basebackup from `target`, then start as its replica
+    StartReplica,     // long: standby config following `target` ("" = no leader yet), start
+    Follow,           // long: point primary_conninfo at `target` and reload
+    Rewind,           // long: pg_rewind from `target`, then start as its replica
+    Reinitialize,     // long: remove the data directory, then clone from `target`
+    ClearFailover,    // empty the failover key (done, invalid or impossible)
 };
 
 std::string_view to_string(ActionKind kind) noexcept;
 
 struct Action {
-    ActionKind kind;
+    ActionKind kind = ActionKind::UpdateLock;
     StopKind stop = StopKind::Fast;
     bool release_lock = false;  // Demote: delete the leader key afterwards
+    std::string target;         // member to clone from / follow / rewind from
     bool operator==(const Action&) const = default;
 };
 
@@ -49,6 +57,10 @@ struct LocalState {
     bool lease_valid = false;         // a lock update succeeded less than ttl ago
     bool lock_lost = false;           // this cycle's UpdateLock said the key is not ours
     std::optional<std::string> action_in_progress;  // name of a running long action
+    // The leader our primary_conninfo points at ("" = none); nullopt = unknown (e.g. after a
+    // daemon restart), which makes a running replica re-point itself.
+    std::optional<std::string> following;
+    std::optional<std::string> rewind_failed;  // why the last pg_rewind failed
 };
 
 struct Snapshot {
@@ -59,6 +71,14 @@ struct Snapshot {
     std::string dcs_error;           // why, when cluster is nullopt
     PgObservation pg;
     LocalState local;
+    bool use_pg_rewind = false;  // effective: local postgresql.use_pg_rewind or dynamic
+    // Other members' answers to GET /patroni; nullopt = not asked this cycle.
+    std::optional<std::vector<MemberProbe>> probes;
+    // The failover key's scheduled_at as epoch ms (nullopt: not scheduled), and whether it
+    // could not be parsed; `now_epoch_ms` is the wall clock, used only for that comparison.
+    std::optional<std::int64_t> failover_scheduled_at_ms;
+    bool failover_schedule_invalid = false;
+    std::int64_t now_epoch_ms = 0;
 };
 
 Plan decide(const Snapshot& s);

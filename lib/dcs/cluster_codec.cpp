@@ -192,6 +192,12 @@ core::Member parse_member(std::string name, const RawKey& key) {
         }
     }
 
+    // Patroni: the new leader publishes "checkpoint_after_promote": false until its
+    // post-promote CHECKPOINT is done; rewinders wait for it.
+    if (auto it = data.find("checkpoint_after_promote"); it != data.end() && it->is_boolean()) {
+        m.checkpoint_after_promote_pending = !it->get<bool>();
+    }
+
     // Patroni's Tags.nofailover / failover_priority / clonefrom.
     auto tags_it = data.find("tags");
     if (tags_it != data.end() && tags_it->is_object()) {

@@ -4,9 +4,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <exception>
 #include <filesystem>
@@ -18,7 +22,10 @@
 #include "config/pg_parameters.hpp"
 #include "core/decide.hpp"
 #include "dcs/dcs.hpp"
+#include "pg/config_files.hpp"
 #include "pg/postgres.hpp"
+#include "runtime/member_probe.hpp"
+#include "runtime/rest/api_actions.hpp"
 #include "runtime/rest/status_json.hpp"
 
 namespace net = boost::asio;
@@ -32,6 +39,78 @@ std::int64_t epoch_seconds() { return static_cast<std::int64_t>(std::time(nullpt
 
 pg::StopMode to_stop_mode(core::StopKind k) {
     return k == core::StopKind::Immediate ? pg::StopMode::Immediate : pg::StopMode::Fast;
+}
+
+std::int64_t epoch_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// "postgres://host:port/db" -> host, port (0 if absent).
+std::pair<std::string, int> host_port_of(const std::string& conn_url) {
+    std::string rest = conn_url;
+    if (auto pos = rest.find("://"); pos != std::string::npos) {
+        rest = rest.substr(pos + 3);
+    }
+    if (auto pos = rest.find('/'); pos != std::string::npos) {
+        rest = rest.substr(0, pos);
+    }
+    if (auto at = rest.rfind('@'); at != std::string::npos) {
+        rest = rest.substr(at + 1);
+    }
+    auto colon = rest.rfind(':');
+    if (colon == std::string::npos || rest.find(']', colon) != std::string::npos) {
+        return {rest, 5432};
+    }
+    std::string host = rest.substr(0, colon);
+    if (host.size() > 1 && host.front() == '[') {
+        host = host.substr(1, host.size() - 2);
+    }
+    return {host, std::atoi(rest.substr(colon + 1).c_str())};
+}
+
+// ISO 8601 with a timezone (as Patroni stores scheduled_at) -> epoch ms.
+std::optional<std::int64_t> parse_iso8601_ms(const std::string& text) {
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0;
+    double sec = 0;
+    char sep = 0;
+    int consumed = 0;
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%lf%n", &y, &mo, &d, &sep, &h, &mi, &sec, &consumed) < 7 ||
+        (sep != 'T' && sep != 't' && sep != ' ')) {
+        return std::nullopt;
+    }
+    std::string tz = text.substr(static_cast<std::size_t>(consumed));
+    int offset_min = 0;
+    if (tz == "Z" || tz == "z") {
+        offset_min = 0;
+    } else if (tz.size() >= 3 && (tz[0] == '+' || tz[0] == '-')) {
+        int th = 0, tm = 0;
+        if (std::sscanf(tz.c_str() + 1, "%2d:%2d", &th, &tm) < 1 && std::sscanf(tz.c_str() + 1, "%2d%2d", &th, &tm) < 1) {
+            return std::nullopt;
+        }
+        offset_min = (tz[0] == '-' ? -1 : 1) * (th * 60 + tm);
+    } else {
+        return std::nullopt;  // Patroni requires the timezone
+    }
+    std::tm t{};
+    t.tm_year = y - 1900;
+    t.tm_mon = mo - 1;
+    t.tm_mday = d;
+    t.tm_hour = h;
+    t.tm_min = mi;
+    t.tm_sec = static_cast<int>(sec);
+    const std::int64_t base = static_cast<std::int64_t>(timegm(&t));
+    return (base - offset_min * 60) * 1000 + static_cast<std::int64_t>((sec - static_cast<int>(sec)) * 1000);
+}
+
+std::string iso_now() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+    return buf;
 }
 
 }  // namespace
@@ -48,7 +127,8 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
           pg_(pg),
           clock_(std::move(clock)),
           wake_timer_(ex),
-          fence_timer_(ex) {
+          fence_timer_(ex),
+          api_(this) {
         dynamic_ = settings_.bootstrap.dcs;
         auto st = std::make_shared<core::NodeStatus>();
         st->name = settings_.name;
@@ -61,6 +141,86 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         api_url_ = "http://" + settings_.restapi.connect_address + "/patroni";
     }
 
+    // The REST API's unsafe endpoints, served by this loop.
+    class Api final : public rest::ApiActions {
+    public:
+        explicit Api(Impl* impl) : impl_(impl) {}
+        net::awaitable<rest::ApiResult<core::Cluster>> read_cluster() override {
+            auto r = co_await impl_->dcs_.get_cluster();
+            if (!r) {
+                co_return r.error();
+            }
+            co_return std::move(*r);
+        }
+        net::awaitable<rest::ApiResult<bool>> write_failover(
+            std::string json,
+            std::optional<std::int64_t> version) override {
+            auto r = co_await impl_->dcs_.set_failover(std::move(json), version);
+            if (!r) {
+                co_return rest::ApiResult<bool>(boost::system::in_place_error, r.error());
+            }
+            co_return *r;
+        }
+        net::awaitable<rest::ApiResult<bool>> write_config(
+            std::string json,
+            std::optional<std::int64_t> version) override {
+            auto r = co_await impl_->dcs_.set_config(std::move(json), version);
+            if (!r) {
+                co_return rest::ApiResult<bool>(boost::system::in_place_error, r.error());
+            }
+            co_return *r;
+        }
+        net::awaitable<core::MemberProbe> probe_member(core::Member member) override {
+            co_return co_await runtime::probe_member(impl_->ex_, std::move(member), 2s);
+        }
+        void wakeup() override { impl_->wakeup(); }
+        void reload() override {
+            spdlog::info("reload requested: rewriting the managed configuration and reloading postgresql");
+            if (!impl_->action_) {
+                impl_->start_long_action("reload", core::Action{}, /*reload=*/true);
+            }
+        }
+        net::awaitable<rest::ActionOutcome> restart(rest::RestartRequest) override {
+            co_return co_await impl_->restart_now();
+        }
+        rest::ActionOutcome schedule_restart(rest::RestartRequest request) override {
+            if (impl_->scheduled_restart_) {
+                return {409, "Another restart is already scheduled"};
+            }
+            impl_->scheduled_restart_ = request;
+            impl_->publish();
+            return {202, "Restart scheduled"};
+        }
+        rest::ActionOutcome delete_scheduled_restart() override {
+            if (!impl_->scheduled_restart_) {
+                return {404, "no restarts are scheduled"};
+            }
+            impl_->scheduled_restart_.reset();
+            impl_->publish();
+            return {200, "scheduled restart deleted"};
+        }
+        rest::ActionOutcome reinitialize(bool, bool) override {
+            if (impl_->action_) {
+                return {503, *impl_->action_ + " already in progress"};
+            }
+            if (!impl_->cluster_ || !impl_->cluster_->is_locked()) {
+                return {503, "Cluster has no leader, can not reinitialize"};
+            }
+            const std::string leader = impl_->cluster_->leader->name;
+            if (leader == impl_->settings_.name) {
+                return {503, "I am the leader, can not reinitialize"};
+            }
+            core::Action a;
+            a.kind = core::ActionKind::Reinitialize;
+            a.target = leader;
+            impl_->start_long_action("reinitialize", a);
+            return {200, "reinitialize started"};
+        }
+
+    private:
+        Impl* impl_;
+    };
+
     net::any_io_executor ex_;
     core::Settings settings_;
     dcs::Dcs& dcs_;
@@ -68,6 +228,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     MonotonicClock clock_;
     net::steady_timer wake_timer_;
     net::steady_timer fence_timer_;
+    Api api_;
 
     core::DynamicSettings dynamic_;
     std::string conn_url_;
@@ -75,18 +236,25 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
 
     bool shutdown_requested_ = false;
     bool wake_pending_ = false;
-    bool stopped_ = false;
     std::optional<int> exit_code_;
 
     core::Role role_ = core::Role::Uninitialized;
     std::optional<core::MonoMs> lease_until_;
-    std::optional<std::string> action_;  // running long action
+    std::optional<std::string> action_;            // running long action
     std::optional<core::PgState> state_override_;  // state while a long action runs
     std::string last_reason_;
     std::string last_member_json_;
+    std::optional<std::string> following_;  // leader our primary_conninfo points at
+    std::optional<std::string> rewind_failed_;
+    bool checkpoint_pending_ = false;  // promoted, post-promote CHECKPOINT not done yet
+    std::optional<rest::RestartRequest> scheduled_restart_;
+    std::vector<std::string> applied_slots_;
+    bool slots_applied_ = false;
+    int history_timeline_ = 0;  // the timeline whose history we last wrote
 
     std::optional<core::Cluster> cluster_;
     std::shared_ptr<const core::Cluster> last_good_cluster_;
+    std::vector<core::Member> old_members_;  // members of the last view that had a leader
     std::optional<core::MonoMs> cluster_read_at_;
     std::int64_t dcs_last_seen_ = 0;
     core::PgObservation pg_obs_;
@@ -96,6 +264,12 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
 
     core::MonoMs now() const { return clock_(); }
     core::MonoMs ttl_ms() const { return static_cast<core::MonoMs>(dynamic_.ttl) * 1000; }
+    bool use_pg_rewind() const {
+        return settings_.postgresql.use_pg_rewind.value_or(dynamic_.postgresql.use_pg_rewind);
+    }
+    std::chrono::seconds pg_ctl_timeout() const {
+        return std::chrono::seconds(std::max(settings_.postgresql.pg_ctl_timeout, 1));
+    }
 
     void wakeup() {
         wake_pending_ = true;
@@ -111,6 +285,9 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             last_good_cluster_ = std::make_shared<const core::Cluster>(*cluster_);
             cluster_read_at_ = now();
             dcs_last_seen_ = epoch_seconds();
+            if (cluster_->is_locked()) {
+                old_members_ = cluster_->members;
+            }
             apply_dynamic_config();
         } else {
             if (cluster_ || last_reason_.find("DCS") == std::string::npos) {
@@ -156,7 +333,41 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         s.local.lease_valid = lease_until_ && now() < *lease_until_;
         s.local.lock_lost = lock_lost;
         s.local.action_in_progress = action_;
+        s.local.following = following_;
+        s.local.rewind_failed = rewind_failed_;
+        s.use_pg_rewind = use_pg_rewind();
+        s.now_epoch_ms = epoch_ms();
+        if (cluster_ && cluster_->failover && cluster_->failover->scheduled_at) {
+            s.failover_scheduled_at_ms = parse_iso8601_ms(*cluster_->failover->scheduled_at);
+            s.failover_schedule_invalid = !s.failover_scheduled_at_ms;
+        }
         return s;
+    }
+
+    // Members to ask in the leader race: the current ones and those of the last view with a
+    // leader (their keys may be gone already), never ourselves.
+    std::vector<core::Member> members_to_probe() const {
+        std::vector<core::Member> out;
+        auto add = [&](const core::Member& m) {
+            if (m.name == settings_.name || m.api_url.empty()) {
+                return;
+            }
+            for (const auto& o : out) {
+                if (o.name == m.name) {
+                    return;
+                }
+            }
+            out.push_back(m);
+        };
+        if (cluster_) {
+            for (const auto& m : cluster_->members) {
+                add(m);
+            }
+        }
+        for (const auto& m : old_members_) {
+            add(m);
+        }
+        return out;
     }
 
     // ---- the lease and the fence ----------------------------------------------------------
@@ -205,7 +416,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         self->wakeup();
     }
 
-    // ---- actions --------------------------------------------------------------------------
+    // ---- configuration files ----------------------------------------------------------------
 
     std::optional<std::int64_t> last_lsn() const {
         if (pg_obs_.query && !pg_obs_.query->in_recovery) {
@@ -226,10 +437,36 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         return files;
     }
 
-    void start_long_action(std::string name, core::Action action) {
+    // Standby configuration following `leader` ("" = no leader known yet).
+    pg::ConfigFiles replica_config_files(const std::string& leader) const {
+        pg::ConfigFiles files = primary_config_files();
+        std::map<std::string, std::string> recovery{{"recovery_target_timeline", "latest"}};
+        const core::Member* m = cluster_ && !leader.empty() ? cluster_->member(leader) : nullptr;
+        if (m != nullptr && !m->conn_url.empty()) {
+            const auto [host, port] = host_port_of(m->conn_url);
+            recovery["primary_conninfo"] = pg::primary_conninfo(settings_, host, port);
+            if (dynamic_.postgresql.use_slots) {
+                recovery["primary_slot_name"] = pg::slot_name_from_member_name(settings_.name);
+            }
+        }
+        files.recovery = std::move(recovery);
+        return files;
+    }
+
+    pg::ConfigFiles config_files_for_role() const {
+        if (role_ == core::Role::Primary || role_ == core::Role::Promoted) {
+            return primary_config_files();
+        }
+        return replica_config_files(following_.value_or(""));
+    }
+
+    // ---- long actions -----------------------------------------------------------------------
+
+    // Runs `action` (or a configuration reload) as the one long action in progress.
+    void start_long_action(std::string name, core::Action action, bool reload = false) {
         action_ = name;
         net::co_spawn(ex_,
-                      run_long_action(shared_from_this(), std::move(name), action),
+                      run_long_action(shared_from_this(), std::move(name), action, reload),
                       [self = shared_from_this()](std::exception_ptr e) {
                           if (e) {
                               try {
@@ -249,20 +486,35 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
 
     static net::awaitable<void> run_long_action(std::shared_ptr<Impl> self,
                                                 std::string name,
-                                                core::Action action) {
+                                                core::Action action,
+                                                bool reload) {
         spdlog::info("starting long action: {}", name);
-        switch (action.kind) {
-            case core::ActionKind::Bootstrap: co_await self->bootstrap(); break;
-            case core::ActionKind::StartPrimary: co_await self->start_primary(); break;
-            case core::ActionKind::Promote: co_await self->promote(); break;
-            case core::ActionKind::Demote: co_await self->demote(action); break;
-            default: break;
+        if (reload) {
+            co_await self->reload_config();
+        } else {
+            co_await self->run_action(action);
         }
         spdlog::info("long action finished: {}", name);
         self->action_.reset();
         self->state_override_.reset();
         self->publish();
         self->wakeup();
+    }
+
+    net::awaitable<void> run_action(core::Action action) {
+        auto self = shared_from_this();
+        switch (action.kind) {
+            case core::ActionKind::Bootstrap: co_await self->bootstrap(); break;
+            case core::ActionKind::StartPrimary: co_await self->start_primary(); break;
+            case core::ActionKind::Promote: co_await self->promote(); break;
+            case core::ActionKind::Demote: co_await self->demote(action); break;
+            case core::ActionKind::CreateReplica: co_await self->create_replica(action.target); break;
+            case core::ActionKind::StartReplica: co_await self->start_replica(action.target); break;
+            case core::ActionKind::Follow: co_await self->follow(action.target); break;
+            case core::ActionKind::Rewind: co_await self->rewind(action.target); break;
+            case core::ActionKind::Reinitialize: co_await self->reinitialize(action.target); break;
+            default: break;
+        }
     }
 
     net::awaitable<void> bootstrap() {
@@ -290,7 +542,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         }
         state_override_ = core::PgState::Starting;
         publish();
-        if (auto err = co_await pg_.start(std::chrono::seconds(settings_.postgresql.pg_ctl_timeout))) {
+        if (auto err = co_await pg_.start(pg_ctl_timeout())) {
             co_await fail_bootstrap(err->message);
             co_return;
         }
@@ -359,37 +611,249 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             spdlog::error("start primary: {}", err->message);
             co_return;
         }
-        if (auto err =
-                co_await pg_.start(std::chrono::seconds(settings_.postgresql.pg_ctl_timeout))) {
+        if (auto err = co_await pg_.start(pg_ctl_timeout())) {
             spdlog::error("start primary: {}", err->message);
             state_override_ = core::PgState::StartFailed;
             co_return;
         }
         role_ = core::Role::Primary;
+        following_ = "";
+    }
+
+    // Slots the primary keeps: one per other member (use_slots).
+    std::vector<std::string> wanted_slots() const {
+        std::vector<std::string> names;
+        if (!dynamic_.postgresql.use_slots || !cluster_) {
+            return names;
+        }
+        for (const auto& m : cluster_->members) {
+            if (m.name != settings_.name) {
+                names.push_back(pg::slot_name_from_member_name(m.name));
+            }
+        }
+        std::sort(names.begin(), names.end());
+        return names;
+    }
+
+    net::awaitable<void> sync_slots() {
+        auto names = wanted_slots();
+        if (!dynamic_.postgresql.use_slots || (slots_applied_ && names == applied_slots_)) {
+            co_return;
+        }
+        if (auto err = co_await pg_.sync_physical_slots(names)) {
+            spdlog::warn("replication slots: {}", err->message);
+            co_return;
+        }
+        applied_slots_ = std::move(names);
+        slots_applied_ = true;
     }
 
     net::awaitable<void> promote() {
-        if (auto err = co_await pg_.promote(std::chrono::seconds(settings_.postgresql.pg_ctl_timeout))) {
+        checkpoint_pending_ = true;
+        // Slots first: the other replicas re-point at us as soon as they see our lock.
+        slots_applied_ = false;
+        co_await sync_slots();
+        if (auto err = co_await pg_.promote(pg_ctl_timeout())) {
             spdlog::error("promote: {}", err->message);
+            checkpoint_pending_ = false;
             co_return;
         }
         role_ = core::Role::Primary;
+        following_ = "";
+        spdlog::info("promoted self to leader");
+        publish();
+        // pg_rewind on the former primary reads our timeline from pg_control, which only a
+        // checkpoint updates (Patroni's checkpoint_after_promote).
+        if (auto err = co_await pg_.execute("CHECKPOINT")) {
+            spdlog::warn("post-promote checkpoint: {}", err->message);
+        }
+        checkpoint_pending_ = false;
+        pg_obs_ = co_await pg_.observe();
+        co_await write_history();
+    }
+
+    net::awaitable<void> write_history() {
+        if (!pg_obs_.query || pg_obs_.query->in_recovery || !cluster_) {
+            co_return;
+        }
+        const int tl = pg_obs_.query->timeline;
+        if (tl <= 1 || tl == history_timeline_) {
+            co_return;
+        }
+        auto lines = co_await pg_.read_timeline_history(tl);
+        if (!lines) {
+            co_return;
+        }
+        nlohmann::json out = nlohmann::json::array();
+        int max_known = 0;
+        for (const auto& h : cluster_->history) {
+            nlohmann::json row = {h.timeline, h.lsn, h.reason};
+            if (h.timestamp) {
+                row.push_back(*h.timestamp);
+            }
+            if (h.new_leader) {
+                row.push_back(*h.new_leader);
+            }
+            out.push_back(row);
+            max_known = std::max(max_known, h.timeline);
+        }
+        for (const auto& h : *lines) {
+            if (h.timeline > max_known) {
+                out.push_back({h.timeline, h.lsn, h.reason, iso_now(), settings_.name});
+            }
+        }
+        if (dynamic_.max_timelines_history > 0 &&
+            out.size() > static_cast<std::size_t>(dynamic_.max_timelines_history)) {
+            out.erase(out.begin(), out.end() - dynamic_.max_timelines_history);
+        }
+        auto r = co_await dcs_.set_history(out.dump());
+        if (r && *r) {
+            history_timeline_ = tl;
+        }
     }
 
     net::awaitable<void> demote(core::Action action) {
         state_override_ = core::PgState::Stopping;
         publish();
+        const auto lsn = last_lsn();
         if (auto err = co_await pg_.stop(to_stop_mode(action.stop), std::chrono::seconds(60))) {
             spdlog::error("demote: {}", err->message);
             state_override_ = core::PgState::StopFailed;
             co_return;
         }
         role_ = core::Role::Demoted;
+        following_.reset();
         if (action.release_lock) {
-            co_await dcs_.delete_leader(std::nullopt);
+            // A clean (fast) shutdown sends all WAL to the connected replicas first, so the
+            // candidate has everything when it sees the key go.
+            co_await dcs_.delete_leader(lsn);
             lease_lost();
+            spdlog::info("demoted: released the leader lock");
         }
     }
+
+    std::optional<std::pair<std::string, int>> member_address(const std::string& name) const {
+        const core::Member* m = cluster_ ? cluster_->member(name) : nullptr;
+        if (m == nullptr || m->conn_url.empty()) {
+            return std::nullopt;
+        }
+        return host_port_of(m->conn_url);
+    }
+
+    net::awaitable<void> create_replica(std::string source) {
+        auto addr = member_address(source);
+        if (!addr) {
+            co_return;
+        }
+        state_override_ = core::PgState::CreatingReplica;
+        publish();
+        spdlog::info("cloning from {} ({}:{}) with pg_basebackup", source, addr->first, addr->second);
+        if (auto err = co_await pg_.clone_from(addr->first, addr->second, settings_.postgresql.basebackup_args)) {
+            spdlog::error("creating a replica from {} failed: {}", source, err->message);
+            co_return;
+        }
+        const std::string leader = cluster_ && cluster_->is_locked() ? cluster_->leader->name : source;
+        co_await start_replica(leader);
+    }
+
+    net::awaitable<void> start_replica(std::string leader) {
+        state_override_ = core::PgState::Starting;
+        publish();
+        if (auto err = co_await pg_.write_config(replica_config_files(leader))) {
+            spdlog::error("start replica: {}", err->message);
+            co_return;
+        }
+        if (auto err = co_await pg_.start(pg_ctl_timeout())) {
+            spdlog::error("start replica: {}", err->message);
+            state_override_ = core::PgState::StartFailed;
+            co_return;
+        }
+        role_ = core::Role::Replica;
+        following_ = leader;
+    }
+
+    net::awaitable<void> follow(std::string leader) {
+        if (auto err = co_await pg_.write_config(replica_config_files(leader))) {
+            spdlog::error("follow {}: {}", leader, err->message);
+            co_return;
+        }
+        if (auto err = co_await pg_.reload()) {
+            spdlog::error("follow {}: {}", leader, err->message);
+            co_return;
+        }
+        spdlog::info("following new leader {}", leader);
+        following_ = leader;
+    }
+
+    net::awaitable<void> reload_config() {
+        if (auto err = co_await pg_.write_config(config_files_for_role())) {
+            spdlog::error("reload: {}", err->message);
+            co_return;
+        }
+        if (pg_obs_.postmaster_running) {
+            if (auto err = co_await pg_.reload()) {
+                spdlog::error("reload: {}", err->message);
+            }
+        }
+    }
+
+    net::awaitable<void> rewind(std::string leader) {
+        auto addr = member_address(leader);
+        if (!addr) {
+            co_return;
+        }
+        spdlog::info("running pg_rewind from {} ({}:{})", leader, addr->first, addr->second);
+        if (auto err = co_await pg_.rewind_from(addr->first, addr->second)) {
+            spdlog::error("pg_rewind from {} failed: {}", leader, err->message);
+            rewind_failed_ = err->message.substr(0, 300);
+            co_return;
+        }
+        rewind_failed_.reset();
+        co_await start_replica(leader);
+    }
+
+    net::awaitable<void> reinitialize(std::string leader) {
+        if (pg_obs_.postmaster_running) {
+            if (auto err = co_await pg_.stop(pg::StopMode::Immediate, std::chrono::seconds(60))) {
+                spdlog::error("reinitialize: {}", err->message);
+                co_return;
+            }
+        }
+        if (auto err = co_await pg_.remove_data_directory()) {
+            spdlog::error("reinitialize: {}", err->message);
+            co_return;
+        }
+        rewind_failed_.reset();
+        role_ = core::Role::Uninitialized;
+        co_await create_replica(leader);
+    }
+
+    net::awaitable<rest::ActionOutcome> restart_now() {
+        if (action_) {
+            co_return rest::ActionOutcome{503, *action_ + " already in progress"};
+        }
+        action_ = "restart";
+        state_override_ = core::PgState::Restarting;
+        publish();
+        rest::ActionOutcome out{200, "restarted successfully"};
+        if (auto err = co_await pg_.stop(pg::StopMode::Fast, std::chrono::seconds(60))) {
+            spdlog::error("restart: {}", err->message);
+            out = {503, "restart failed"};
+        } else if (auto err2 = co_await pg_.write_config(config_files_for_role())) {
+            spdlog::error("restart: {}", err2->message);
+            out = {503, "restart failed"};
+        } else if (auto err3 = co_await pg_.start(pg_ctl_timeout())) {
+            spdlog::error("restart: {}", err3->message);
+            out = {503, "restart failed"};
+        }
+        action_.reset();
+        state_override_.reset();
+        publish();
+        wakeup();
+        co_return out;
+    }
+
+    // ---- executing a plan ---------------------------------------------------------------------
 
     // Executes the plan's actions in order. Returns true if the cycle must be re-run at once
     // (the lock turned out to be lost, or the DCS failed mid-cycle).
@@ -444,6 +908,15 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
                     co_await dcs_.set_config(settings_.bootstrap.dcs_json, std::nullopt);
                     break;
                 }
+                case core::ActionKind::ClearFailover: {
+                    const auto version = cluster_ && cluster_->failover
+                                             ? std::optional<std::int64_t>(cluster_->failover->version)
+                                             : std::nullopt;
+                    co_await dcs_.set_failover("{}", version);
+                    break;
+                }
+                case core::ActionKind::ProbeMembers:
+                    break;  // handled by cycle()
                 case core::ActionKind::Bootstrap:
                     start_long_action("bootstrap", a);
                     co_return false;
@@ -452,15 +925,32 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
                     co_return false;
                 case core::ActionKind::Promote:
                     role_ = core::Role::Promoted;
+                    checkpoint_pending_ = true;
                     start_long_action("promote", a);
                     co_return false;
                 case core::ActionKind::Demote:
                     if (!a.release_lock) {
                         lease_lost();
                     }
-                    start_long_action(a.stop == core::StopKind::Immediate ? "demote (immediate)"
-                                                                         : "demote (fast)",
+                    start_long_action(a.release_lock ? "demote (graceful)"
+                                      : a.stop == core::StopKind::Immediate ? "demote (immediate)"
+                                                                           : "demote (fast)",
                                       a);
+                    co_return false;
+                case core::ActionKind::CreateReplica:
+                    start_long_action("creating replica", a);
+                    co_return false;
+                case core::ActionKind::StartReplica:
+                    start_long_action("starting replica", a);
+                    co_return false;
+                case core::ActionKind::Follow:
+                    start_long_action("following " + a.target, a);
+                    co_return false;
+                case core::ActionKind::Rewind:
+                    start_long_action("pg_rewind", a);
+                    co_return false;
+                case core::ActionKind::Reinitialize:
+                    start_long_action("reinitialize", a);
                     co_return false;
                 case core::ActionKind::Fatal:
                     exit_code_ = kExitBadOnDiskState;
@@ -485,16 +975,26 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         }
         bool lock_lost = false;
         bool dcs_failed = false;
-        for (int attempt = 0; attempt < 3; ++attempt) {
+        std::optional<std::vector<core::MemberProbe>> probes;
+        for (int attempt = 0; attempt < 4; ++attempt) {
             if (dcs_failed) {
                 cluster_.reset();
             }
-            const core::Plan plan = core::decide(snapshot(lock_lost));
+            core::Snapshot snap = snapshot(lock_lost);
+            snap.probes = probes;
+            const core::Plan plan = core::decide(snap);
             if (plan.reason != last_reason_) {
                 spdlog::info("{}", plan.reason);
                 last_reason_ = plan.reason;
             } else {
                 spdlog::debug("{}", plan.reason);
+            }
+            if (plan.actions.size() == 1 && plan.actions[0].kind == core::ActionKind::ProbeMembers) {
+                if (probes) {
+                    break;  // decide() asked twice: a bug; do nothing this cycle
+                }
+                probes = co_await probe_members(ex_, members_to_probe(), 2s);
+                continue;
             }
             if (plan.role != role_ && !plan.actions.empty()) {
                 spdlog::info("transition from \"{}\" to \"{}\": {}",
@@ -507,10 +1007,35 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
                 break;
             }
         }
+        if (cluster_ && !action_ && lease_until_ && role_ == core::Role::Primary && pg_obs_.query &&
+            !pg_obs_.query->in_recovery) {
+            co_await sync_slots();
+            co_await write_history();
+        }
+        co_await maybe_scheduled_restart();
         if (cluster_) {
             co_await touch_member();
         }
         publish();
+    }
+
+    net::awaitable<void> maybe_scheduled_restart() {
+        if (!scheduled_restart_ || action_ || !scheduled_restart_->schedule) {
+            co_return;
+        }
+        auto at = parse_iso8601_ms(*scheduled_restart_->schedule);
+        const std::int64_t now_ms = epoch_ms();
+        if (!at || now_ms > *at + static_cast<std::int64_t>(dynamic_.loop_wait) * 1500) {
+            spdlog::warn("dropping a stale or invalid scheduled restart");
+            scheduled_restart_.reset();
+            co_return;
+        }
+        if (*at - now_ms > static_cast<std::int64_t>(dynamic_.loop_wait) * 1000) {
+            co_return;
+        }
+        scheduled_restart_.reset();
+        spdlog::info("running the scheduled restart");
+        co_await restart_now();
     }
 
     net::awaitable<void> touch_member() {
@@ -551,6 +1076,15 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         st->dcs_last_seen = dcs_last_seen_;
         st->next_run = next_run_;
         st->last_outcome = last_reason_;
+        st->checkpoint_after_promote_pending = checkpoint_pending_;
+        if (scheduled_restart_ && scheduled_restart_->schedule) {
+            nlohmann::json j = nlohmann::json::parse(scheduled_restart_->raw_json, nullptr, false);
+            if (!j.is_object()) {
+                j = nlohmann::json::object();
+            }
+            j["schedule"] = *scheduled_restart_->schedule;
+            st->scheduled_restart_json = j.dump();
+        }
         return st;
     }
 
@@ -569,7 +1103,8 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         });
         pg_.start_supervision([weak] {
             if (auto self = weak.lock()) {
-                if (self->state_override_ == core::PgState::Stopping) {
+                if (self->state_override_ == core::PgState::Stopping ||
+                    self->state_override_ == core::PgState::Restarting) {
                     spdlog::info("postmaster exited");
                 } else {
                     spdlog::warn("postmaster exited unexpectedly");
@@ -653,5 +1188,7 @@ void HaLoop::request_shutdown() {
 void HaLoop::wakeup() { impl_->wakeup(); }
 
 std::shared_ptr<const core::NodeStatus> HaLoop::status() const { return impl_->status_; }
+
+rest::ApiActions& HaLoop::api_actions() { return impl_->api_; }
 
 }  // namespace pgwarden::runtime

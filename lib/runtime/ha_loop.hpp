@@ -17,6 +17,9 @@ class Dcs;
 namespace pgwarden::pg {
 class Postgres;
 }
+namespace pgwarden::rest {
+class ApiActions;
+}
 
 namespace pgwarden::runtime {
 
@@ -53,6 +56,9 @@ public:
 
     // The last published status (never null once constructed). Cheap: a shared_ptr copy.
     std::shared_ptr<const core::NodeStatus> status() const;
+
+    // What the REST API's unsafe endpoints (switchover, restart, ...) act through.
+    rest::ApiActions& api_actions();
 
 private:
     struct Impl;

@@ -57,6 +57,41 @@ Cluster cluster_without_leader() {
     return c;
 }
 
+PgObservation pg_running_replica_at(std::int64_t lsn) {
+    PgObservation pg = pg_running(true);
+    pg.query->receive_location = lsn;
+    pg.query->replay_location = lsn;
+    return pg;
+}
+
+Cluster with_members(Cluster c, std::vector<std::string> names) {
+    for (const auto& n : names) {
+        Member m;
+        m.name = n;
+        m.conn_url = "postgres://127.0.0.1:5432/postgres";
+        m.api_url = "http://127.0.0.1:8008/patroni";
+        m.state = "running";
+        m.role = c.leader && c.leader->name == n ? "primary" : "replica";
+        c.members.push_back(m);
+    }
+    return c;
+}
+
+MemberProbe probe_replica(const std::string& name, std::int64_t wal) {
+    MemberProbe p;
+    p.name = name;
+    p.reachable = true;
+    p.wal_position = wal;
+    p.state = "running";
+    return p;
+}
+
+MemberProbe unreachable(const std::string& name) {
+    MemberProbe p;
+    p.name = name;
+    return p;
+}
+
 Snapshot snapshot(std::optional<Cluster> cluster, PgObservation pg, Role role = Role::Primary) {
     Snapshot s;
     s.name = "node1";
@@ -101,12 +136,10 @@ TEST_CASE("decide: empty data dir in an initialized cluster never bootstraps a s
         CHECK(plan.actions.empty());
         CHECK(plan.reason == "waiting for leader to bootstrap");
     }
-    SECTION("initialize key present, leader present") {
+    SECTION("initialize key present, leader present without a member key") {
         auto plan = decide(snapshot(cluster_with_leader("node2"), pg_empty(), Role::Uninitialized));
         CHECK(plan.actions.empty());
-        CHECK(plan.reason ==
-              "waiting to create a replica of leader node2: replica creation is not available in "
-              "this version");
+        CHECK(plan.reason == "waiting for the member key of leader node2 to clone from it");
     }
     SECTION("bootstrap in progress elsewhere (initialize is empty)") {
         Cluster c;
@@ -193,33 +226,6 @@ TEST_CASE("decide: crashed postmaster of the leader is restarted as primary", "[
     CHECK(plan.reason == "starting primary after failure");
 }
 
-TEST_CASE("decide: a former primary restarts only after taking the free lock", "[core][recovery]") {
-    SECTION("clean shutdown") {
-        auto plan = decide(snapshot(cluster_without_leader(), pg_stopped("shut down")));
-        CHECK(kinds(plan) == std::vector{ActionKind::AcquireLock, ActionKind::StartPrimary});
-        CHECK(plan.reason == "acquiring the leader lock to start the former primary");
-    }
-    SECTION("a member on a later timeline blocks it") {
-        Cluster c = cluster_without_leader();
-        Member m;
-        m.name = "node2";
-        m.timeline = 2;
-        c.members.push_back(m);
-        auto plan = decide(snapshot(c, pg_stopped("shut down")));
-        CHECK(plan.actions.empty());
-        CHECK(plan.reason == "not taking the leader lock: member node2 is on a later timeline");
-    }
-    SECTION("replica data waits for a leader") {
-        auto plan = decide(snapshot(cluster_without_leader(), pg_stopped("shut down in recovery")));
-        CHECK(plan.actions.empty());
-    }
-    SECTION("nofailover waits") {
-        auto s = snapshot(cluster_without_leader(), pg_stopped("shut down"));
-        s.tags.nofailover = true;
-        CHECK(decide(s).actions.empty());
-    }
-}
-
 TEST_CASE("decide: a running primary takes the free lock", "[core][leader]") {
     auto plan = decide(snapshot(cluster_without_leader(), pg_running(false)));
     CHECK(kinds(plan) == std::vector{ActionKind::AcquireLock});
@@ -254,7 +260,216 @@ TEST_CASE("decide: leader in recovery promotes", "[core][leader]") {
 }
 
 TEST_CASE("decide: a replica follows the leader", "[core][replica]") {
-    auto plan = decide(snapshot(cluster_with_leader("node2"), pg_running(true), Role::Replica));
-    CHECK(plan.actions.empty());
-    CHECK(plan.reason == "no action. I am (node1), a secondary, and following a leader (node2)");
+    auto s = snapshot(with_members(cluster_with_leader("node2"), {"node2"}), pg_running(true), Role::Replica);
+    SECTION("already following it: nothing to do") {
+        s.local.following = "node2";
+        auto plan = decide(s);
+        CHECK(plan.actions.empty());
+        CHECK(plan.reason == "no action. I am (node1), a secondary, and following a leader (node2)");
+    }
+    SECTION("following someone else, or unknown after a restart: re-point") {
+        SECTION("other") { s.local.following = "node3"; }
+        SECTION("unknown") { s.local.following.reset(); }
+        auto plan = decide(s);
+        REQUIRE(kinds(plan) == std::vector{ActionKind::Follow});
+        CHECK(plan.actions[0].target == "node2");
+    }
+}
+
+TEST_CASE("decide: an empty node clones from the leader, or from a clonefrom replica",
+          "[core][replica]") {
+    Cluster c = with_members(cluster_with_leader("node2"), {"node2", "node3"});
+    SECTION("leader") {
+        auto plan = decide(snapshot(c, pg_empty(), Role::Uninitialized));
+        REQUIRE(kinds(plan) == std::vector{ActionKind::CreateReplica});
+        CHECK(plan.actions[0].target == "node2");
+        CHECK(plan.reason == "trying to bootstrap from leader 'node2'");
+    }
+    SECTION("clonefrom") {
+        c.members[1].clonefrom = true;
+        auto plan = decide(snapshot(c, pg_empty(), Role::Uninitialized));
+        REQUIRE(kinds(plan) == std::vector{ActionKind::CreateReplica});
+        CHECK(plan.actions[0].target == "node3");
+        CHECK(plan.reason == "trying to bootstrap from replica 'node3'");
+    }
+}
+
+TEST_CASE("decide: a stopped node with another leader starts as its replica, rewinding a former "
+          "primary first",
+          "[core][rejoin]") {
+    Cluster c = with_members(cluster_with_leader("node2"), {"node2"});
+    SECTION("replica data: start and follow") {
+        auto plan = decide(snapshot(c, pg_stopped("shut down in recovery"), Role::Replica));
+        REQUIRE(kinds(plan) == std::vector{ActionKind::StartReplica});
+        CHECK(plan.actions[0].target == "node2");
+    }
+    SECTION("former primary with use_pg_rewind: pg_rewind from the leader") {
+        auto s = snapshot(c, pg_stopped("shut down"), Role::Demoted);
+        s.use_pg_rewind = true;
+        auto plan = decide(s);
+        REQUIRE(kinds(plan) == std::vector{ActionKind::Rewind});
+        CHECK(plan.actions[0].target == "node2");
+        CHECK(plan.reason == "running pg_rewind from leader node2");
+    }
+    SECTION("former primary: wait for the new leader's post-promote checkpoint") {
+        c.members[0].checkpoint_after_promote_pending = true;
+        auto s = snapshot(c, pg_stopped("in production"), Role::Demoted);
+        s.use_pg_rewind = true;
+        auto plan = decide(s);
+        CHECK(plan.actions.empty());
+        CHECK(plan.reason == "waiting for leader node2 to finish its promotion before pg_rewind");
+    }
+    SECTION("former primary without use_pg_rewind: start as replica") {
+        auto plan = decide(snapshot(c, pg_stopped("shut down"), Role::Demoted));
+        CHECK(kinds(plan) == std::vector{ActionKind::StartReplica});
+    }
+    SECTION("failed rewind stays stopped with a reason, unless allowed to re-clone") {
+        auto s = snapshot(c, pg_stopped("shut down"), Role::Demoted);
+        s.use_pg_rewind = true;
+        s.local.rewind_failed = "could not find common ancestor";
+        auto plan = decide(s);
+        CHECK(plan.actions.empty());
+        CHECK(plan.reason ==
+              "pg_rewind failed (could not find common ancestor); not starting postgresql: "
+              "reinitialize this member or set remove_data_directory_on_rewind_failure");
+        s.dynamic.postgresql.remove_data_directory_on_rewind_failure = true;
+        CHECK(kinds(decide(s)) == std::vector{ActionKind::Reinitialize});
+    }
+}
+
+TEST_CASE("decide: a stopped node in a leaderless cluster starts read-only, then races",
+          "[core][recovery]") {
+    auto plan = decide(snapshot(cluster_without_leader(), pg_stopped("shut down")));
+    REQUIRE(kinds(plan) == std::vector{ActionKind::StartReplica});
+    CHECK(plan.actions[0].target.empty());
+    CHECK(plan.reason == "starting as a secondary");
+
+    Cluster c = cluster_without_leader();
+    Member m;
+    m.name = "node2";
+    m.timeline = 2;
+    c.members.push_back(m);
+    auto later = decide(snapshot(c, pg_stopped("shut down")));
+    CHECK(later.actions.empty());
+}
+
+TEST_CASE("decide: the leader race is won only by the healthiest reachable member",
+          "[core][failover]") {
+    Cluster c = with_members(cluster_without_leader(), {"node2", "node3"});
+    auto s = snapshot(c, pg_running_replica_at(1000), Role::Replica);
+
+    SECTION("first probe the others") {
+        auto plan = decide(s);
+        CHECK(kinds(plan) == std::vector{ActionKind::ProbeMembers});
+    }
+    SECTION("healthiest: take the lock and promote") {
+        s.probes = std::vector{probe_replica("node2", 900), unreachable("node3")};
+        auto plan = decide(s);
+        CHECK(kinds(plan) == std::vector{ActionKind::AcquireLock, ActionKind::Promote});
+        CHECK(plan.reason == "acquiring the leader lock: I am the healthiest member");
+    }
+    SECTION("another member is ahead") {
+        s.probes = std::vector{probe_replica("node2", 1001), probe_replica("node3", 10)};
+        auto plan = decide(s);
+        CHECK(plan.actions.empty());
+        CHECK(plan.reason == "not racing for the leader lock: member node2 is ahead (wal 1001 > 1000)");
+    }
+    SECTION("a member that is ahead but nofailover does not count") {
+        auto p = probe_replica("node2", 5000);
+        p.nofailover = true;
+        s.probes = std::vector{p};
+        CHECK(kinds(decide(s)) == std::vector{ActionKind::AcquireLock, ActionKind::Promote});
+    }
+    SECTION("the old primary still answers as primary") {
+        auto p = probe_replica("node2", 10);
+        p.is_primary = true;
+        s.probes = std::vector{p};
+        auto plan = decide(s);
+        CHECK(plan.actions.empty());
+        CHECK(plan.reason == "not racing for the leader lock: primary node2 is still alive");
+    }
+    SECTION("equal wal: a higher failover_priority wins") {
+        auto p = probe_replica("node2", 1000);
+        p.failover_priority = 2;
+        s.probes = std::vector{p};
+        CHECK(decide(s).actions.empty());
+    }
+    SECTION("too far behind the last known primary position") {
+        s.cluster->last_lsn = 1000 + 2 * 1048576;
+        auto plan = decide(s);
+        CHECK(plan.actions.empty());
+        CHECK(plan.reason.rfind("not healthy enough for leader race: lag", 0) == 0);
+    }
+    SECTION("nofailover never races") {
+        s.tags.nofailover = true;
+        CHECK(decide(s).actions.empty());
+    }
+    SECTION("paused never races") {
+        s.dynamic.pause = true;
+        CHECK(decide(s).actions.empty());
+    }
+}
+
+TEST_CASE("decide: with a manual failover key only the candidate races", "[core][switchover]") {
+    Cluster c = with_members(cluster_without_leader(), {"node2", "node3"});
+    c.failover = FailoverKey{std::string("node3"), std::string("node1"), std::nullopt, 7};
+    SECTION("I am the candidate: take the lock, clear the key, promote") {
+        auto plan = decide(snapshot(c, pg_running_replica_at(5), Role::Replica));
+        CHECK(kinds(plan) ==
+              std::vector{ActionKind::AcquireLock, ActionKind::ClearFailover, ActionKind::Promote});
+    }
+    SECTION("another healthy candidate: wait") {
+        c.failover->member = "node2";
+        auto s = snapshot(c, pg_running_replica_at(5000), Role::Replica);
+        s.probes = std::vector{probe_replica("node2", 10)};
+        auto plan = decide(s);
+        CHECK(plan.actions.empty());
+        CHECK(plan.reason == "manual failover to node2 in progress: not racing");
+    }
+    SECTION("the candidate is unreachable: normal race") {
+        c.failover->member = "node2";
+        auto s = snapshot(c, pg_running_replica_at(5000), Role::Replica);
+        s.probes = std::vector{unreachable("node2")};
+        CHECK(kinds(decide(s)) ==
+              std::vector{ActionKind::AcquireLock, ActionKind::ClearFailover, ActionKind::Promote});
+    }
+}
+
+TEST_CASE("decide: the leader hands over on a switchover request", "[core][switchover]") {
+    Cluster c = with_members(cluster_with_leader("node1"), {"node1", "node2"});
+    c.failover = FailoverKey{std::string("node1"), std::string("node2"), std::nullopt, 9};
+    auto s = snapshot(c, pg_running(false));
+    SECTION("probe the candidate first") {
+        CHECK(kinds(decide(s)) == std::vector{ActionKind::ProbeMembers});
+    }
+    SECTION("healthy candidate: graceful demote releasing the lock") {
+        s.probes = std::vector{probe_replica("node2", 10)};
+        auto plan = decide(s);
+        REQUIRE(kinds(plan) == std::vector{ActionKind::UpdateLock, ActionKind::Demote});
+        CHECK(plan.actions[1].stop == StopKind::Fast);
+        CHECK(plan.actions[1].release_lock);
+        CHECK(plan.reason == "manual failover: demoting myself");
+    }
+    SECTION("unhealthy candidate: clear the request") {
+        s.probes = std::vector{unreachable("node2")};
+        auto plan = decide(s);
+        CHECK(kinds(plan) == std::vector{ActionKind::UpdateLock, ActionKind::ClearFailover});
+        CHECK(plan.reason == "manual failover: candidate node2 is not healthy, failover is not possible");
+    }
+    SECTION("wrong leader: clear") {
+        s.cluster->failover->leader = "node9";
+        CHECK(kinds(decide(s)) == std::vector{ActionKind::UpdateLock, ActionKind::ClearFailover});
+    }
+    SECTION("scheduled in the future: wait") {
+        s.cluster->failover->scheduled_at = "2030-01-01T00:00:00+00:00";
+        s.failover_scheduled_at_ms = 1'000'000;
+        s.now_epoch_ms = 500'000;
+        CHECK(kinds(decide(s)) == std::vector{ActionKind::UpdateLock});
+    }
+    SECTION("scheduled long ago: stale, clear") {
+        s.cluster->failover->scheduled_at = "2020-01-01T00:00:00+00:00";
+        s.failover_scheduled_at_ms = 1'000'000;
+        s.now_epoch_ms = 1'000'000 + 60'000;
+        CHECK(kinds(decide(s)) == std::vector{ActionKind::UpdateLock, ActionKind::ClearFailover});
+    }
 }

@@ -1,0 +1,150 @@
+#include "runtime/member_probe.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <memory>
+
+#include "dcs/http_client.hpp"
+
+namespace net = boost::asio;
+using nlohmann::json;
+
+namespace pgwarden::runtime {
+namespace {
+
+std::int64_t int_of(const json& j, const char* key) {
+    if (auto it = j.find(key); it != j.end() && it->is_number_integer()) {
+        return it->get<std::int64_t>();
+    }
+    return 0;
+}
+
+bool truthy(const json& v) {
+    if (v.is_boolean()) {
+        return v.get<bool>();
+    }
+    if (v.is_string()) {
+        std::string s = v.get<std::string>();
+        std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+        return s == "true" || s == "on" || s == "yes" || s == "1";
+    }
+    if (v.is_number()) {
+        return v.get<double>() != 0;
+    }
+    return false;
+}
+
+struct Gather {
+    std::vector<core::MemberProbe> results;
+    std::size_t pending = 0;
+    net::steady_timer done;
+    explicit Gather(net::any_io_executor ex) : done(ex) {}
+};
+
+net::awaitable<void> probe_into(std::shared_ptr<Gather> g,
+                                std::size_t index,
+                                net::any_io_executor ex,
+                                core::Member member,
+                                std::chrono::milliseconds timeout) {
+    g->results[index] = co_await probe_member(ex, std::move(member), timeout);
+    if (--g->pending == 0) {
+        // Expire (not just cancel) so that a wait that has not started yet returns at once.
+        g->done.expires_at(net::steady_timer::time_point::min());
+    }
+}
+
+}  // namespace
+
+core::MemberProbe parse_member_probe(const std::string& name, const std::string& body) {
+    core::MemberProbe p;
+    p.name = name;
+    auto j = json::parse(body, nullptr, false);
+    if (!j.is_object()) {
+        return p;
+    }
+    // Patroni requires xlog (or wal): a body without it is an unreachable member.
+    const json* xlog = nullptr;
+    if (auto it = j.find("xlog"); it != j.end() && it->is_object()) {
+        xlog = &*it;
+    } else if (auto w = j.find("wal"); w != j.end() && w->is_object()) {
+        xlog = &*w;
+    }
+    if (xlog == nullptr) {
+        return p;
+    }
+    p.reachable = true;
+    const std::string role = j.value("role", "");
+    const std::int64_t location = int_of(*xlog, "location");
+    p.is_primary = location != 0 || role == "primary" || role == "master";
+    p.wal_position = p.is_primary ? location
+                                  : std::max(int_of(*xlog, "received_location"),
+                                             int_of(*xlog, "replayed_location"));
+    p.timeline = static_cast<int>(int_of(j, "timeline"));
+    p.state = j.value("state", "");
+    if (auto it = j.find("watchdog_failed"); it != j.end()) {
+        p.watchdog_failed = truthy(*it);
+    }
+    if (auto t = j.find("tags"); t != j.end() && t->is_object()) {
+        if (auto f = t->find("failover_priority"); f != t->end() && f->is_number_integer()) {
+            p.failover_priority = f->get<int>();
+            p.nofailover = p.failover_priority <= 0;
+        }
+        if (auto n = t->find("nofailover"); n != t->end() && !n->is_null()) {
+            p.nofailover = truthy(*n);
+        }
+    }
+    return p;
+}
+
+net::awaitable<core::MemberProbe> probe_member(net::any_io_executor ex,
+                                               core::Member member,
+                                               std::chrono::milliseconds timeout) {
+    core::MemberProbe unreachable;
+    unreachable.name = member.name;
+    // api_url is http://host:port/patroni
+    std::string url = member.api_url;
+    if (url.rfind("http://", 0) != 0) {
+        co_return unreachable;  // https is not supported yet
+    }
+    url = url.substr(7);
+    const auto slash = url.find('/');
+    const std::string hostport = url.substr(0, slash);
+    const std::string path = slash == std::string::npos ? "/patroni" : url.substr(slash);
+    auto hp = dcs::parse_host_port(hostport, 8008);
+    if (!hp) {
+        co_return unreachable;
+    }
+    dcs::HttpClient client(ex, hp->host, hp->port);
+    auto r = co_await client.request("GET", path, "", {}, timeout);
+    if (!r || r->status != 200) {
+        co_return unreachable;
+    }
+    co_return parse_member_probe(member.name, r->body);
+}
+
+net::awaitable<std::vector<core::MemberProbe>> probe_members(net::any_io_executor ex,
+                                                             std::vector<core::Member> members,
+                                                             std::chrono::milliseconds timeout) {
+    auto g = std::make_shared<Gather>(ex);
+    g->results.resize(members.size());
+    g->pending = members.size();
+    if (members.empty()) {
+        co_return g->results;
+    }
+    // Every probe has its own deadline; the latch waits a little longer than that at most.
+    g->done.expires_after(timeout + std::chrono::milliseconds(500));
+    for (std::size_t i = 0; i < members.size(); ++i) {
+        g->results[i].name = members[i].name;
+        net::co_spawn(ex, probe_into(g, i, ex, members[i], timeout), [](std::exception_ptr) {});
+    }
+    co_await g->done.async_wait(net::as_tuple(net::use_awaitable));
+    co_return g->results;
+}
+
+}  // namespace pgwarden::runtime
