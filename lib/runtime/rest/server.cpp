@@ -46,6 +46,8 @@ struct detail::ServerImpl {
     Options opts;
     StatusSource source;
     Clock clock;
+    ApiActions* actions = nullptr;  // set_actions(); null: unsafe endpoints answer 503
+    std::shared_ptr<bool> stop_flag = std::make_shared<bool>(false);  // seen by handle_unsafe
     tcp::acceptor acceptor;
     std::list<beast::tcp_stream*> sessions;  // open connections, closed by stop()
     unsigned short port = 0;
@@ -54,6 +56,7 @@ struct detail::ServerImpl {
 
     void close_all() {
         stopped = true;
+        *stop_flag = true;
         boost::system::error_code ec;
         acceptor.close(ec);
         for (beast::tcp_stream* s : sessions) {
@@ -124,6 +127,102 @@ std::optional<http::status> read_error_status(const boost::system::error_code& e
     return std::nullopt;  // I/O error, timeout or a clean close: just close
 }
 
+Request to_request(const HttpRequest& req, const std::string& peer) {
+    Request r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    for (const auto& field : req) {
+        std::string name(field.name_string());
+        std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
+            return static_cast<char>(std::tolower(c));
+        });
+        r.headers.emplace(std::move(name), std::string(field.value()));  // first one wins
+    }
+    r.body = req.body();
+    r.has_content_length = req.find(http::field::content_length) != req.end();
+    r.peer_address = peer;
+    return r;
+}
+
+bool is_safe_method(const std::string& method) {
+    return method == "GET" || method == "HEAD" || method == "OPTIONS";
+}
+
+Response internal_error() {
+    Response out;
+    out.status = 500;
+    out.content_type = "text/html";
+    out.body = "internal error";
+    return out;
+}
+
+// The transport's part of every answer: status line, Server/Date/Content-Type, extra headers.
+HttpResponse to_http(Response out,
+                     const Context& ctx,
+                     const std::string& server_header,
+                     unsigned version,
+                     bool keep_alive,
+                     bool head) {
+    HttpResponse res;
+    res.version(version);
+    res.result(static_cast<unsigned>(out.status));
+    if (!out.status_only) {
+        res.set(http::field::server, server_header);
+        res.set(http::field::date, http_date(ctx.epoch_now));
+        if (!out.content_type.empty()) {
+            res.set(http::field::content_type, out.content_type);
+        }
+        for (const auto& [name, value] : out.headers) {
+            res.insert(name, value);
+        }
+        if (!head) {
+            res.body() = std::move(out.body);
+        }
+    }
+    res.keep_alive(keep_alive);
+    // Content-Length always (Patroni sends none and relies on closing the connection).
+    res.content_length(res.body().size());
+    return res;
+}
+
+// An unsafe request with ApiActions set: may take long (a switchover polls the DCS for up to
+// 2 * max(10, loop_wait) s); the connection waits for it, no socket operation is pending meanwhile.
+net::awaitable<HttpResponse> respond_unsafe(std::shared_ptr<detail::ServerImpl> impl,
+                                            Request r,
+                                            unsigned version,
+                                            bool keep_alive) {
+    const std::string method = r.method;
+    const std::string target = r.target;
+    const std::string peer = r.peer_address;
+    Response out;
+    Context ctx;
+    std::string server_header = "pgwarden";
+    bool failed = false;
+    try {
+        ctx = impl->clock();
+        auto status = impl->source();
+        if (status) {
+            server_header = "pgwarden Patroni/" + status->version;
+        }
+        UnsafeOptions options = impl->opts.unsafe_options;
+        options.stopped = impl->stop_flag;
+        out = co_await handle_unsafe(std::move(r),
+                                     std::move(status),
+                                     impl->actions,
+                                     ctx,
+                                     impl->opts.settings,
+                                     std::move(options));
+    } catch (const std::exception& e) {
+        spdlog::error("rest: handler failed for \"{} {}\": {}", method, target, e.what());
+        failed = true;
+    }
+    if (failed) {
+        out = internal_error();
+    }
+    spdlog::debug("rest: {} \"{} {}\" {}", peer, method, target, out.status);
+    co_return to_http(std::move(out), ctx, server_header, version, keep_alive, false);
+}
+
 net::awaitable<void> run_session(std::shared_ptr<detail::ServerImpl> impl, tcp::socket socket) {
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
@@ -170,6 +269,15 @@ net::awaitable<void> run_session(std::shared_ptr<detail::ServerImpl> impl, tcp::
             }
             spdlog::debug("rest: {} bad request: {}", peer, ec.message());
             res = transport_error(*status, 11, std::string(http::obsolete_reason(*status)));
+        } else if (impl->actions != nullptr &&
+                   !is_safe_method(std::string(parser.get().method_string()))) {
+            // No deadline while the handler runs (no socket operation is pending anyway); the
+            // write below re-arms it.
+            stream.expires_never();
+            res = co_await respond_unsafe(impl,
+                                          to_request(parser.get(), peer),
+                                          parser.get().version(),
+                                          parser.get().keep_alive());
         } else {
             res = impl->respond(parser.get(), peer);
         }
@@ -242,19 +350,7 @@ std::optional<ListenAddress> parse_listen(const std::string& listen) {
 }  // namespace
 
 HttpResponse detail::ServerImpl::respond(const HttpRequest& req, const std::string& peer) {
-    Request r;
-    r.method = std::string(req.method_string());
-    r.target = std::string(req.target());
-    for (const auto& field : req) {
-        std::string name(field.name_string());
-        std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
-            return static_cast<char>(std::tolower(c));
-        });
-        r.headers.emplace(std::move(name), std::string(field.value()));  // first one wins
-    }
-    r.body = req.body();
-    r.has_content_length = req.find(http::field::content_length) != req.end();
-    r.peer_address = peer;
+    const Request r = to_request(req, peer);
 
     Response out;
     Context ctx;
@@ -277,33 +373,15 @@ HttpResponse detail::ServerImpl::respond(const HttpRequest& req, const std::stri
         }
     } catch (const std::exception& e) {
         spdlog::error("rest: handler failed for \"{} {}\": {}", r.method, r.target, e.what());
-        out = Response{};
-        out.status = 500;
-        out.content_type = "text/html";
-        out.body = "internal error";
+        out = internal_error();
     }
     spdlog::debug("rest: {} \"{} {}\" {}", peer, r.method, r.target, out.status);
-
-    HttpResponse res;
-    res.version(req.version());
-    res.result(static_cast<unsigned>(out.status));
-    if (!out.status_only) {
-        res.set(http::field::server, server_header);
-        res.set(http::field::date, http_date(ctx.epoch_now));
-        if (!out.content_type.empty()) {
-            res.set(http::field::content_type, out.content_type);
-        }
-        for (const auto& [name, value] : out.headers) {
-            res.insert(name, value);
-        }
-        if (req.method() != http::verb::head) {
-            res.body() = std::move(out.body);
-        }
-    }
-    res.keep_alive(req.keep_alive());
-    // Content-Length always (Patroni sends none and relies on closing the connection).
-    res.content_length(res.body().size());
-    return res;
+    return to_http(std::move(out),
+                   ctx,
+                   server_header,
+                   req.version(),
+                   req.keep_alive(),
+                   req.method() == http::verb::head);
 }
 
 Server::Server(net::any_io_executor ex, Options options, StatusSource source, Clock clock)
@@ -393,6 +471,10 @@ void Server::stop() {
     stop_requested_ = true;
     std::shared_ptr<detail::ServerImpl> impl = impl_;
     net::dispatch(impl->ex, [impl]() { impl->close_all(); });
+}
+
+void Server::set_actions(ApiActions* actions) {
+    impl_->actions = actions;
 }
 
 std::size_t Server::connection_count() const {

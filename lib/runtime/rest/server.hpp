@@ -1,10 +1,13 @@
 // The REST API's HTTP server: Beast over one io_context thread, coroutine per connection, a thin
-// layer around rest::handle(). Beast stays inside server.cpp (pimpl).
+// layer around rest::handle() and, once set_actions() was called, rest::handle_unsafe(). Beast
+// stays inside server.cpp (pimpl).
 #pragma once
 
 #include "core/node_status.hpp"
 #include "core/settings.hpp"
+#include "runtime/rest/api_actions.hpp"
 #include "runtime/rest/handlers.hpp"
+#include "runtime/rest/unsafe.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/system/error_code.hpp>
@@ -30,6 +33,12 @@ public:
         std::size_t max_body_bytes = std::size_t{64} * 1024;    // larger bodies: 413 and close
         std::size_t max_header_bytes = std::size_t{16} * 1024;  // larger headers: 431 and close
         int idle_timeout_ms = 10000;                            // deadline of every read and write
+        // Poll/probe timing of the unsafe endpoints (tests shrink it; `stopped` is set by the
+        // server). A switchover request keeps its connection busy for up to
+        // 2 * max(10, loop_wait) s; no socket operation is pending meanwhile, so idle_timeout_ms
+        // does not cut it short (the deadline is re-armed for the write of the answer), and
+        // stop() ends the poll at its next tick.
+        UnsafeOptions unsafe_options;
     };
     // The latest published status (may be null before the first HA cycle: 503 then).
     using StatusSource = std::function<std::shared_ptr<const core::NodeStatus>()>;
@@ -50,6 +59,12 @@ public:
     // Close the acceptor and every open connection. Safe from any thread: the work is dispatched
     // to the server's executor (run inline when called on it). Idempotent.
     void stop();
+
+    // Serve the unsafe endpoints (POST /switchover, PATCH /config, ...) through `actions`, which
+    // must outlive the server (or be reset with nullptr first). Without actions they answer
+    // 503 "not supported by this pgwarden version yet" after the access check. Call on the
+    // executor's thread (or before start()).
+    void set_actions(ApiActions* actions);
 
     // Number of open connections (for tests and diagnostics; read on the executor's thread).
     std::size_t connection_count() const;
