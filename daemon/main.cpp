@@ -19,6 +19,7 @@
 #include "dcs/etcd3/etcd3_dcs.hpp"
 #include "pg/postgres.hpp"
 #include "runtime/ha_loop.hpp"
+#include "runtime/rest/api_actions.hpp"
 #include "runtime/rest/server.hpp"
 
 namespace net = boost::asio;
@@ -132,6 +133,7 @@ int run_daemon(const std::string& path) {
         [] {
             return rest::Context{monotonic_ms(), static_cast<std::int64_t>(std::time(nullptr))};
         });
+    api.set_actions(&ha.api_actions());
     if (auto ec = api.start()) {
         spdlog::error("restapi.listen {}: {}", settings.restapi.listen, ec.message());
         return runtime::kExitBadConfig;
