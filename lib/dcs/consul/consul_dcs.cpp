@@ -208,6 +208,9 @@ struct ConsulDcs::State {
     std::string leader_value;
     std::optional<std::int64_t> last_status_lsn;
     std::string service_signature;  // what we last registered ("" = nothing / deregistered)
+    // True once this process has deregistered the service (or never registered it and knows
+    // it is absent). False at start: an instance left by a previous run may still be there.
+    bool service_absent = false;
     std::string last_error_logged;
 
     bool running = false;
@@ -456,6 +459,14 @@ net::awaitable<Result<core::Cluster>> do_get_cluster(StatePtr s) {
     if (!r) {
         co_return r.error();
     }
+    if (r->header("X-Consul-Results-Filtered-By-ACLs") == "true") {
+        // The token may not read some of our keys: the read is incomplete, and a hidden leader
+        // key must not look like "no leader" (DESIGN.md invariant 2).
+        s->log_error_once("consul: reading " + s->prefix +
+                          " returned results filtered by ACLs: the consul.token lacks key:read on "
+                          "the cluster's keys; refusing to act on an incomplete view");
+        co_return Errc::Forbidden;
+    }
     RawKeys keys;
     if (r->status == 200) {
         auto arr = json::parse(r->body, nullptr, false);
@@ -551,6 +562,23 @@ net::awaitable<Result<bool>> do_delete_leader(StatePtr s, std::optional<std::int
     co_return co_await del(s, "leader", index);
 }
 
+// Deregisters <scope>/<name> unless we know it is absent (also an instance a previous run of
+// the daemon left behind: Patroni deregisters on "stopped" without remembering anything).
+net::awaitable<void> deregister_service(StatePtr s) {
+    if (s->service_signature.empty() && s->service_absent) {
+        co_return;
+    }
+    const std::string service_id = s->scope + "/" + s->member_name;
+    auto r = co_await call(s, "PUT", s->with_params("/v1/agent/service/deregister/" + url_escape(service_id), false), "", s->op_deadline());
+    if (r && (r->status == 200 || r->status == 404)) {
+        if (r->status == 200) {
+            spdlog::info("consul: deregistered service {}", service_id);
+        }
+        s->service_signature.clear();
+        s->service_absent = true;
+    }
+}
+
 // Service registration from the member data (Patroni's _update_service).
 net::awaitable<void> sync_service(StatePtr s, std::string member_json) {
     if (!s->settings.register_service) {
@@ -566,12 +594,8 @@ net::awaitable<void> sync_service(StatePtr s, std::string member_json) {
     const bool registrable = state == "running" &&
                              (role == "primary" || role == "replica" || role == "standby_leader");
     if (!registrable) {
-        if (state == "stopped" && !s->service_signature.empty()) {
-            auto r = co_await call(s, "PUT", s->with_params("/v1/agent/service/deregister/" + url_escape(service_id), false), "", s->op_deadline());
-            if (r && (r->status == 200 || r->status == 404)) {
-                spdlog::info("consul: deregistered service {}", service_id);
-                s->service_signature.clear();
-            }
+        if (state == "stopped") {
+            co_await deregister_service(s);
         }
         co_return;
     }
@@ -606,6 +630,7 @@ net::awaitable<void> sync_service(StatePtr s, std::string member_json) {
     if (r && r->status == 200) {
         spdlog::info("consul: registered service {} as {} with tags {}", service_id, consul_service_name(s->scope), json(tags).dump());
         s->service_signature = std::move(signature);
+        s->service_absent = false;
     } else {
         spdlog::warn("consul: registering service {} failed; will retry", service_id);
         s->service_signature.clear();
@@ -625,13 +650,8 @@ net::awaitable<Result<bool>> do_touch_member(StatePtr s, std::string value) {
 }
 
 net::awaitable<Result<void>> do_close_session(StatePtr s) {
-    if (!s->service_signature.empty()) {
-        const std::string service_id = s->scope + "/" + s->member_name;
-        auto r = co_await call(s, "PUT", s->with_params("/v1/agent/service/deregister/" + url_escape(service_id), false), "", s->op_deadline());
-        if (r && (r->status == 200 || r->status == 404)) {
-            spdlog::info("consul: deregistered service {}", service_id);
-            s->service_signature.clear();
-        }
+    if (s->settings.register_service || !s->service_signature.empty()) {
+        co_await deregister_service(s);
     }
     if (s->session.empty()) {
         co_return Result<void>{};
@@ -649,11 +669,22 @@ net::awaitable<Result<void>> do_close_session(StatePtr s) {
 // Blocking query on the leader key: wakes the HA loop as soon as the key changes or goes.
 net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
     while (s->running && s->watch_generation == generation) {
-        const std::int64_t index = s->leader_index;
-        if (index <= 0) {
-            co_await sleep_for(s, std::chrono::seconds(1));
+        if (s->leader_index <= 0) {
+            // No get_cluster yet: learn the leader key's index (or the KV index when it is
+            // absent) with a plain read, so that the watch works from start() on.
+            auto first = co_await s->watch_client.request(
+                "GET", s->with_params(s->kv("leader"), true), "", s->headers(), s->attempt_timeout());
+            if (!s->running || s->watch_generation != generation) {
+                break;
+            }
+            if (first && (first->status == 200 || first->status == 404) && s->leader_index <= 0) {
+                s->leader_index = std::max<std::int64_t>(std::atoll(first->header("X-Consul-Index").c_str()), 1);
+            } else if (s->leader_index <= 0) {
+                co_await sleep_for(s, std::chrono::seconds(1));
+            }
             continue;
         }
+        const std::int64_t index = s->leader_index;
         const int wait_s = std::max(s->timing.loop_wait, 1);
         const milliseconds timeout(wait_s * 1000 + std::max(wait_s * 1000 / 15, 1000) + 500);
         const auto started = Clock::now();
