@@ -71,6 +71,30 @@ const Member* member_on_later_timeline(const Snapshot& s) {
     return nullptr;
 }
 
+// A running replica that cannot stream because its timeline forked off before the leader's
+// history switch point (for example a former primary that wrote its shutdown checkpoint after
+// the new leader's promotion point). Patroni's rewind check on a running replica.
+std::optional<std::string> diverged_from(const Snapshot& s, const Member* leader) {
+    if (!s.use_pg_rewind || leader == nullptr || !leader->timeline || !s.pg.query ||
+        !s.pg.query->in_recovery || s.pg.query->replication_state == std::optional<std::string>("streaming") ||
+        leader->state != "running" || leader->role != "primary" ||
+        leader->checkpoint_after_promote_pending) {
+        return std::nullopt;
+    }
+    const int mine = s.pg.query->timeline;
+    if (mine <= 0 || *leader->timeline <= mine) {
+        return std::nullopt;
+    }
+    for (const auto& h : s.cluster->history) {
+        if (h.timeline == mine && s.pg.query->replay_location > h.lsn) {
+            return "diverged from leader " + leader->name + ": replayed past the end of timeline " +
+                   std::to_string(mine) + " (" + std::to_string(s.pg.query->replay_location) +
+                   " > " + std::to_string(h.lsn) + "); running pg_rewind";
+        }
+    }
+    return std::nullopt;
+}
+
 Plan decide_without_dcs(const Snapshot& s, bool running_as_primary) {
     if (running_as_primary) {
         if (s.dynamic.pause) {
@@ -422,6 +446,9 @@ Plan decide(const Snapshot& s) {
         }
         const std::string& leader = c.leader->name;
         const Member* lm = c.member(leader);
+        if (auto why = diverged_from(s, lm)) {
+            return {Role::Replica, {act(ActionKind::Rewind, leader)}, *why};
+        }
         std::vector<Action> actions;
         if (s.local.following != leader && lm != nullptr && !lm->conn_url.empty()) {
             actions.push_back(act(ActionKind::Follow, leader));

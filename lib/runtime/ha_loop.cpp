@@ -802,6 +802,15 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         if (!addr) {
             co_return;
         }
+        if (pg_obs_.postmaster_running) {
+            state_override_ = core::PgState::Stopping;
+            publish();
+            if (auto err = co_await pg_.stop(pg::StopMode::Fast, std::chrono::seconds(60))) {
+                spdlog::error("pg_rewind: stopping postgresql first: {}", err->message);
+                co_return;
+            }
+            state_override_.reset();
+        }
         spdlog::info("running pg_rewind from {} ({}:{})", leader, addr->first, addr->second);
         if (auto err = co_await pg_.rewind_from(addr->first, addr->second)) {
             spdlog::error("pg_rewind from {} failed: {}", leader, err->message);

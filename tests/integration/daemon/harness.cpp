@@ -247,7 +247,13 @@ void single_node_lifecycle(const Backend& dcs, const std::string& scope) {
     CHECK(*leader == "node1");
     CHECK_FALSE(owner.empty());
     CHECK(dcs.get(scope, "initialize") == sysid);
-    REQUIRE(t::wait_until([&] { return dcs.get(scope, "members/node1").has_value(); }, 30s));
+    // The member key is rewritten at the end of the cycle that finished the bootstrap.
+    REQUIRE(t::wait_until(
+        [&] {
+            auto m = dcs.get(scope, "members/node1");
+            return m && json::parse(*m, nullptr, false).value("role", "") == "primary";
+        },
+        30s));
     auto member = json::parse(*dcs.get(scope, "members/node1"));
     CHECK(member["role"] == "primary");
     CHECK(member["state"] == "running");
@@ -278,20 +284,25 @@ void single_node_lifecycle(const Backend& dcs, const std::string& scope) {
     CHECK(http_status(n1, "/primary") == 200);
     CHECK(dcs.get(scope, "leader") == std::string("node1"));
 
-    // A second node with an empty data directory waits; it never runs initdb.
+    // A second node with an empty data directory never bootstraps a second cluster: it clones
+    // the leader and streams from it, with the same system identifier.
     Node n2 = make_node(root, "node2", scope, dcs);
     auto d2 = start_pgwarden(n2);
     INFO("node2 log: " << n2.log.string());
     REQUIRE(t::wait_until(
         [&] {
-            return read_file(n2.log).find("waiting to create a replica of leader node1") !=
-                   std::string::npos;
+            json s2 = patroni(n2);
+            return s2.is_object() && s2.value("role", "") == "replica" &&
+                   s2.value("replication_state", "") == "streaming";
         },
-        60s));
-    CHECK_FALSE(fs::exists(n2.data_dir() / "PG_VERSION"));
+        90s));
+    CHECK(patroni(n2)["database_system_identifier"] == sysid);
+    CHECK(http_status(n2, "/replica") == 200);
     CHECK(http_status(n2, "/primary") == 503);
+    CHECK(read_file(n2.log).find("trying to bootstrap a new cluster") == std::string::npos);
+    CHECK(read_file(n2.log).find("trying to bootstrap from leader 'node1'") != std::string::npos);
     CHECK(dcs.get(scope, "initialize") == sysid);
-    CHECK(d2.stop(30s) == 0);  // SIGTERM: a clean exit
+    CHECK(d2.stop(60s) == 0);  // SIGTERM: a clean exit
 
     // SIGTERM: PostgreSQL stopped, the leader key deleted at once (no waiting for the lease).
     d1.signal(SIGTERM);

@@ -473,3 +473,32 @@ TEST_CASE("decide: the leader hands over on a switchover request", "[core][switc
         CHECK(kinds(decide(s)) == std::vector{ActionKind::UpdateLock, ActionKind::ClearFailover});
     }
 }
+
+TEST_CASE("decide: a running replica that forked off before the leader's switch point rewinds",
+          "[core][rejoin]") {
+    Cluster c = with_members(cluster_with_leader("node2"), {"node2"});
+    c.members[0].timeline = 4;
+    c.history.push_back(HistoryLine{3, 1000, "no recovery target specified", std::nullopt, std::nullopt});
+    auto pg = pg_running_replica_at(1200);
+    pg.query->timeline = 3;
+    pg.query->replication_state = "in archive recovery";
+    auto s = snapshot(c, pg, Role::Replica);
+    s.local.following = "node2";
+    s.use_pg_rewind = true;
+    SECTION("replayed past the switch point: rewind") {
+        auto plan = decide(s);
+        REQUIRE(kinds(plan) == std::vector{ActionKind::Rewind});
+        CHECK(plan.reason ==
+              "diverged from leader node2: replayed past the end of timeline 3 (1200 > 1000); "
+              "running pg_rewind");
+    }
+    SECTION("behind the switch point: it can follow the new timeline") {
+        s.pg.query->replay_location = 900;
+        s.pg.query->receive_location = 900;
+        CHECK(decide(s).actions.empty());
+    }
+    SECTION("streaming: not diverged") {
+        s.pg.query->replication_state = "streaming";
+        CHECK(decide(s).actions.empty());
+    }
+}
