@@ -166,6 +166,17 @@ Plan decide_stopped_with_other_leader(const Snapshot& s) {
                     "); not starting postgresql: reinitialize this member or set "
                     "remove_data_directory_on_rewind_failure"};
     }
+    const bool leader_ready =
+        lm->state == "running" && lm->role == "primary" && !lm->checkpoint_after_promote_pending;
+    if (!was_primary(s.pg) && s.local.replica_start_failed && s.use_pg_rewind && leader_ready &&
+        lm->timeline && *lm->timeline > s.pg.control_timeline) {
+        // PostgreSQL refuses to follow a timeline that forked off before our last checkpoint.
+        return {Role::Replica,
+                {act(ActionKind::Rewind, leader)},
+                "starting as a replica of " + leader + " failed and it is on a later timeline (" +
+                    std::to_string(*lm->timeline) + " > " + std::to_string(s.pg.control_timeline) +
+                    "): running pg_rewind"};
+    }
     if (was_primary(s.pg)) {
         if (!s.use_pg_rewind) {
             return {Role::Replica,
@@ -173,7 +184,7 @@ Plan decide_stopped_with_other_leader(const Snapshot& s) {
                     "starting the former primary as a replica of " + leader +
                         " without pg_rewind (use_pg_rewind is off)"};
         }
-        if (lm->state != "running" || lm->role != "primary" || lm->checkpoint_after_promote_pending) {
+        if (!leader_ready) {
             return {Role::Replica,
                     {},
                     "waiting for leader " + leader + " to finish its promotion before pg_rewind"};

@@ -61,6 +61,7 @@ struct LocalState {
     // daemon restart), which makes a running replica re-point itself.
     std::optional<std::string> following;
     std::optional<std::string> rewind_failed;  // why the last pg_rewind failed
+    bool replica_start_failed = false;         // the last start as a replica did not come up
 };
 
 struct Snapshot {

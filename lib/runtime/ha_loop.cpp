@@ -243,9 +243,9 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     std::optional<std::string> action_;            // running long action
     std::optional<core::PgState> state_override_;  // state while a long action runs
     std::string last_reason_;
-    std::string last_member_json_;
     std::optional<std::string> following_;  // leader our primary_conninfo points at
     std::optional<std::string> rewind_failed_;
+    bool replica_start_failed_ = false;
     bool checkpoint_pending_ = false;  // promoted, post-promote CHECKPOINT not done yet
     std::optional<rest::RestartRequest> scheduled_restart_;
     std::vector<std::string> applied_slots_;
@@ -335,6 +335,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         s.local.action_in_progress = action_;
         s.local.following = following_;
         s.local.rewind_failed = rewind_failed_;
+        s.local.replica_start_failed = replica_start_failed_;
         s.use_pg_rewind = use_pg_rewind();
         s.now_epoch_ms = epoch_ms();
         if (cluster_ && cluster_->failover && cluster_->failover->scheduled_at) {
@@ -766,8 +767,10 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         if (auto err = co_await pg_.start(pg_ctl_timeout())) {
             spdlog::error("start replica: {}", err->message);
             state_override_ = core::PgState::StartFailed;
+            replica_start_failed_ = true;
             co_return;
         }
+        replica_start_failed_ = false;
         role_ = core::Role::Replica;
         following_ = leader;
     }
@@ -1049,14 +1052,10 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
 
     net::awaitable<void> touch_member() {
         const auto st = build_status();
+        // Called every cycle even when the value is unchanged: it is what keeps our lease or
+        // session alive on a replica (the backend skips writing an unchanged value).
         std::string json = rest::member_key_json(*st, conn_url_, api_url_);
-        if (json == last_member_json_) {
-            co_return;
-        }
-        auto r = co_await dcs_.touch_member(json);
-        if (r && *r) {
-            last_member_json_ = std::move(json);
-        }
+        co_await dcs_.touch_member(std::move(json));
     }
 
     std::shared_ptr<core::NodeStatus> build_status() const {

@@ -207,6 +207,8 @@ struct ConsulDcs::State {
     std::string leader_session;
     std::string leader_value;
     std::optional<std::int64_t> last_status_lsn;
+    std::string member_value;    // what we last wrote to our member key
+    std::string member_session;  // ... and with which session
     std::string service_signature;  // what we last registered ("" = nothing / deregistered)
     // True once this process has deregistered the service (or never registered it and knows
     // it is absent). False at start: an instance left by a previous run may still be there.
@@ -639,11 +641,25 @@ net::awaitable<void> sync_service(StatePtr s, std::string member_json) {
 
 net::awaitable<Result<bool>> do_touch_member(StatePtr s, std::string value) {
     const auto deadline = s->op_deadline();
+    // Renew the session at least once per loop_wait; rewrite the key only when it changed or
+    // belongs to another session (Patroni's touch_member does the same).
+    auto ok = co_await ensure_session(s, false, deadline);
+    if (!ok) {
+        co_return Result<bool>(boost::system::in_place_error, ok.error());
+    }
+    if (value == s->member_value && s->session == s->member_session) {
+        co_await sync_service(s, value);
+        co_return true;
+    }
     auto got = co_await acquire(s, s->member_key(), value, deadline);
     if (got && !*got) {
         // The key belongs to an older session of ours: replace it.
         co_await del(s, s->member_key(), std::nullopt);
         got = co_await acquire(s, s->member_key(), value, deadline);
+    }
+    if (got && *got) {
+        s->member_value = value;
+        s->member_session = s->session;
     }
     co_await sync_service(s, value);
     co_return got;

@@ -502,3 +502,23 @@ TEST_CASE("decide: a running replica that forked off before the leader's switch 
         CHECK(decide(s).actions.empty());
     }
 }
+
+TEST_CASE("decide: a stopped replica that failed to start behind a later leader timeline rewinds",
+          "[core][rejoin]") {
+    Cluster c = with_members(cluster_with_leader("node2"), {"node2"});
+    c.members[0].timeline = 4;
+    auto s = snapshot(c, pg_stopped("shut down in recovery"), Role::Replica);
+    s.pg.control_timeline = 3;
+    s.use_pg_rewind = true;
+    SECTION("first try: just start") {
+        CHECK(kinds(decide(s)) == std::vector{ActionKind::StartReplica});
+    }
+    SECTION("the start failed: rewind") {
+        s.local.replica_start_failed = true;
+        auto plan = decide(s);
+        REQUIRE(kinds(plan) == std::vector{ActionKind::Rewind});
+        CHECK(plan.reason ==
+              "starting as a replica of node2 failed and it is on a later timeline (4 > 3): "
+              "running pg_rewind");
+    }
+}
