@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <fstream>
 
 #include "harness.hpp"
 
@@ -125,4 +126,63 @@ TEST_CASE("daemon (consul): a wrong ACL token is refused, logged, and never read
     CHECK(read_file(n1.log).find("trying to bootstrap") == std::string::npos);
     CHECK(http_status(n1, "/primary") == 503);
     CHECK(d1.stop(30s) == 0);
+}
+
+TEST_CASE("daemon (consul): the operators' patroni-consul.yml runs a node with only its "
+          "addresses and paths changed",
+          "[daemon][consul][compat]") {
+    ConsulBackend consul;
+    t::TempDir root;
+    Node n;
+    n.name = "host-01";
+    n.scope = "postgres";
+    n.api_port = t::free_port();
+    n.pg_port = t::free_port();
+    n.dir = fs::path(root.path()) / "host-01";
+    fs::create_directories(n.dir);
+    n.config = n.dir / "patroni.yml";
+    n.log = n.dir / "pgwarden.log";
+
+    std::string yml = read_file(fs::path(PGW_SOURCE_DIR) / "config" / "patroni-consul.yml");
+    REQUIRE_FALSE(yml.empty());
+    auto replace_all = [&](const std::string& from, const std::string& to) {
+        std::size_t count = 0;
+        for (auto pos = yml.find(from); pos != std::string::npos; pos = yml.find(from, pos + to.size())) {
+            yml.replace(pos, from.size(), to);
+            ++count;
+        }
+        REQUIRE(count > 0);
+    };
+    const std::string api = "127.0.0.1:" + std::to_string(n.api_port);
+    const std::string pg = "127.0.0.1:" + std::to_string(n.pg_port);
+    replace_all("localhost:8500", consul.server().endpoint());
+    replace_all("0.0.0.0:8008", api);
+    replace_all("127.0.0.1:8008", api);
+    replace_all("0.0.0.0:5432", pg);
+    replace_all("127.0.0.1:5432", pg);
+    replace_all("/var/lib/postgresql/15/main/", n.data_dir().string() + "/");
+    replace_all("/var/lib/postgresql/15/.pgpass", (n.dir / "pgpass").string());
+    std::ofstream(n.config) << yml;
+    chown_to_unprivileged(n.dir);
+
+    auto d = start_pgwarden(n);
+    INFO("log: " << n.log.string());
+    REQUIRE(t::wait_until([&] { return http_status(n, "/primary") == 200; }, 90s));
+    json st = patroni(n);
+    CHECK(st["state"] == "running");
+    CHECK(st["role"] == "primary");
+    CHECK(st["patroni"]["scope"] == "postgres");
+    CHECK(consul.get("postgres", "leader") == std::string("host-01"));
+    // register_service: true -> Consul DNS primary.postgres.service.consul is this node.
+    REQUIRE(t::wait_until(
+        [&] {
+            auto r = consul.http("/v1/health/service/postgres?passing&tag=primary");
+            auto body = json::parse(r.body, nullptr, false);
+            return r.status == 200 && body.is_array() && body.size() == 1 &&
+                   body[0]["Service"]["ID"] == "postgres/host-01";
+        },
+        30s));
+    // restapi.auth 'patroni:patroni' protects the unsafe endpoints.
+    CHECK(t::http_request("127.0.0.1", n.api_port, "POST", "/restart", "{}").status == 401);
+    CHECK(d.stop(60s) == 0);
 }
