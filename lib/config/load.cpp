@@ -6,11 +6,17 @@
 #include "config/pg_parameters.hpp"
 #include "config/value.hpp"
 #include "config/walker.hpp"
+#include "core/go_duration.hpp"
+#include "core/pg_parameters.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <fstream>
+#include <optional>
+#include <span>
 #include <sstream>
+#include <string_view>
 
 extern char** environ;  // NOLINT(readability-identifier-naming): POSIX
 
@@ -110,51 +116,12 @@ bool parse_url(const std::string& text, Url* out) {
 
 // Go duration ("5s", "1m30s", "500ms") -> whole seconds (at least 1 for a positive duration).
 bool parse_go_duration(const std::string& text, int* seconds) {
-    if (text.empty()) {
+    const std::optional<double> total_ms = core::parse_go_duration_ms(text);
+    if (!total_ms) {
         return false;
     }
-    double total_ms = 0;
-    std::size_t n = 0;
-    if (text == "0") {
-        *seconds = 0;
-        return true;
-    }
-    while (n < text.size()) {
-        const std::size_t start = n;
-        while (n < text.size() &&
-               (std::isdigit(static_cast<unsigned char>(text[n])) != 0 || text[n] == '.')) {
-            ++n;
-        }
-        if (n == start) {
-            return false;
-        }
-        const double number = std::stod(text.substr(start, n - start));
-        const std::size_t ustart = n;
-        while (n < text.size() && (std::isalpha(static_cast<unsigned char>(text[n])) != 0 ||
-                                   static_cast<unsigned char>(text[n]) >= 0x80)) {
-            ++n;
-        }
-        const std::string unit = text.substr(ustart, n - ustart);
-        double factor = 0;
-        if (unit == "h") {
-            factor = 3600000;
-        } else if (unit == "m") {
-            factor = 60000;
-        } else if (unit == "s") {
-            factor = 1000;
-        } else if (unit == "ms") {
-            factor = 1;
-        } else if (unit == "us" || unit == "\xC2\xB5s" || unit == "\xCE\xBCs") {
-            factor = 0.001;
-        } else if (unit == "ns") {
-            factor = 0.000001;
-        } else {
-            return false;
-        }
-        total_ms += number * factor;
-    }
-    const int s = static_cast<int>((total_ms + 999) / 1000);
-    *seconds = total_ms > 0 ? std::max(1, s) : 0;
+    const int s = static_cast<int>((*total_ms + 999) / 1000);
+    *seconds = *total_ms > 0 ? std::max(1, s) : 0;
     return true;
 }
 
@@ -485,10 +452,9 @@ private:
                 }
             } else if (key == "initdb") {
                 if (method == "initdb") {
-                    render_options(value,
-                                   p,
-                                   {"pgdata", "nosync", "pwfile", "sync-only", "version"},
-                                   &b.initdb_args);
+                    static constexpr std::array<std::string_view, 5> kInitdbNotAllowed = {
+                        "pgdata", "nosync", "pwfile", "sync-only", "version"};
+                    render_options(value, p, kInitdbNotAllowed, &b.initdb_args);
                 }
             } else if (key == "post_bootstrap" || key == "post_init") {
                 w_.get_string(value, p, &b.post_bootstrap);
@@ -513,7 +479,7 @@ private:
     // utils.process_user_options: a list of "flag" / {key: "value"}, or a mapping.
     void render_options(const Value& v,
                         const std::string& path,
-                        std::initializer_list<std::string_view> not_allowed,
+                        std::span<const std::string_view> not_allowed,
                         std::vector<std::string>* out) {
         const auto allowed = [&](const std::string& name, const Value& at, const std::string& p) {
             if (std::find(not_allowed.begin(), not_allowed.end(), name) != not_allowed.end()) {
@@ -691,20 +657,7 @@ private:
                     }
                 }
             } else if (key == "basebackup") {
-                render_options(value,
-                               p,
-                               {"pgdata",
-                                "format",
-                                "wal-method",
-                                "xlog-method",
-                                "gzip",
-                                "version",
-                                "dbname",
-                                "host",
-                                "port",
-                                "username",
-                                "password"},
-                               &pg.basebackup_args);
+                render_options(value, p, core::kBasebackupNotAllowedOptions, &pg.basebackup_args);
             } else if (key == "use_unix_socket") {
                 w_.get_bool(value, p, &pg.use_unix_socket);
             } else if (key == "pg_ctl_timeout") {

@@ -2,6 +2,7 @@
 
 #include "config/value.hpp"
 #include "config/walker.hpp"
+#include "core/pg_parameters.hpp"
 
 #include <algorithm>
 #include <array>
@@ -46,26 +47,6 @@ constexpr std::array<CmdlineOption, 15> kCmdline{{
     {"max_worker_processes", "8", Check::Int, 2, 90400},
     {"wal_log_hints", "on", Check::Bool, 0, 90400},
 }};
-
-// recovery_parameters of patroni/postgresql/available_parameters/0_postgres.yml.
-constexpr std::array<std::string_view, 18> kRecovery{"archive_cleanup_command",
-                                                     "pause_at_recovery_target",
-                                                     "primary_conninfo",
-                                                     "primary_slot_name",
-                                                     "promote_trigger_file",
-                                                     "recovery_end_command",
-                                                     "recovery_min_apply_delay",
-                                                     "recovery_target",
-                                                     "recovery_target_action",
-                                                     "recovery_target_inclusive",
-                                                     "recovery_target_lsn",
-                                                     "recovery_target_name",
-                                                     "recovery_target_time",
-                                                     "recovery_target_timeline",
-                                                     "recovery_target_xid",
-                                                     "restore_command",
-                                                     "standby_mode",
-                                                     "trigger_file"};
 
 const CmdlineOption* find_cmdline(const std::string& name) {
     const std::string l = lower(name);
@@ -178,8 +159,7 @@ bool is_cmdline_option(const std::string& name) {
 }
 
 bool is_recovery_parameter(const std::string& name) {
-    const std::string l = lower(name);
-    return std::find(kRecovery.begin(), kRecovery.end(), l) != kRecovery.end();
+    return core::is_recovery_parameter(name);
 }
 
 std::optional<std::string> check_cmdline_option(const std::string& name, const std::string& value) {

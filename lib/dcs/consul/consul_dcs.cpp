@@ -15,6 +15,8 @@
 #include <exception>
 #include <utility>
 
+#include "core/go_duration.hpp"
+#include "dcs/async_util.hpp"
 #include "dcs/cluster_codec.hpp"
 #include "dcs/http_client.hpp"
 
@@ -70,49 +72,11 @@ bool contains(std::string_view haystack, std::string_view needle) {
 
 // Go time.ParseDuration subset: "10s", "1m30s", "0.001s", "250ms". nullopt if unparsable.
 std::optional<milliseconds> parse_go_duration(std::string_view text) {
-    if (text == "0") {
-        return milliseconds(0);
-    }
-    double total_ms = 0;
-    std::size_t i = 0;
-    bool any = false;
-    while (i < text.size()) {
-        std::size_t start = i;
-        while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
-            ++i;
-        }
-        if (start == i) {
-            return std::nullopt;
-        }
-        const double value = std::strtod(std::string(text.substr(start, i - start)).c_str(), nullptr);
-        std::size_t unit_start = i;
-        while (i < text.size() && !std::isdigit(static_cast<unsigned char>(text[i])) && text[i] != '.') {
-            ++i;
-        }
-        const std::string_view unit = text.substr(unit_start, i - unit_start);
-        double factor = 0;
-        if (unit == "h") {
-            factor = 3600000;
-        } else if (unit == "m") {
-            factor = 60000;
-        } else if (unit == "s") {
-            factor = 1000;
-        } else if (unit == "ms") {
-            factor = 1;
-        } else if (unit == "us" || unit == "µs") {
-            factor = 0.001;
-        } else if (unit == "ns") {
-            factor = 0.000001;
-        } else {
-            return std::nullopt;
-        }
-        total_ms += value * factor;
-        any = true;
-    }
-    if (!any) {
+    const std::optional<double> total_ms = core::parse_go_duration_ms(text);
+    if (!total_ms) {
         return std::nullopt;
     }
-    return milliseconds(static_cast<std::int64_t>(total_ms + 0.5));
+    return milliseconds(static_cast<std::int64_t>(*total_ms + 0.5));
 }
 
 std::string seconds_text(int ttl_half_tenths) {  // tenths of a second -> "15s" / "12.5s"
@@ -267,15 +231,6 @@ namespace {
 using State = ConsulDcs::State;
 using StatePtr = std::shared_ptr<State>;
 
-net::awaitable<void> sleep_for(StatePtr s, Clock::duration d) {
-    net::steady_timer timer(s->executor, d);
-    co_await timer.async_wait(net::as_tuple(net::use_awaitable));
-}
-
-milliseconds remaining(Clock::time_point deadline) {
-    return std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-}
-
 // One request with retries until `deadline`. 2xx, 404 and the session/TTL 500s come back as
 // responses for the caller to interpret; ACL refusals are errors that are not retried.
 net::awaitable<Result<HttpResponse>> call(StatePtr s,
@@ -327,7 +282,7 @@ net::awaitable<Result<HttpResponse>> call(StatePtr s,
         if (pause <= Clock::duration::zero()) {
             co_return last;
         }
-        co_await sleep_for(s, pause);
+        co_await sleep_for(s->executor, pause);
         backoff = std::min(backoff * 2, milliseconds(1000));
     }
 }
@@ -696,7 +651,7 @@ net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
             if (first && (first->status == 200 || first->status == 404) && s->leader_index <= 0) {
                 s->leader_index = std::max<std::int64_t>(std::atoll(first->header("X-Consul-Index").c_str()), 1);
             } else if (s->leader_index <= 0) {
-                co_await sleep_for(s, std::chrono::seconds(1));
+                co_await sleep_for(s->executor, std::chrono::seconds(1));
             }
             continue;
         }
@@ -714,7 +669,7 @@ net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
             break;
         }
         if (!r || (r->status != 200 && r->status != 404)) {
-            co_await sleep_for(s, std::chrono::seconds(1));
+            co_await sleep_for(s->executor, std::chrono::seconds(1));
             continue;
         }
         std::int64_t new_index = std::max<std::int64_t>(std::atoll(r->header("X-Consul-Index").c_str()), 1);
@@ -725,7 +680,8 @@ net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
                 s->on_leader_change();
             }
         } else if (Clock::now() - started < milliseconds(100)) {
-            co_await sleep_for(s, std::chrono::seconds(1));  // returned at once without change
+            // returned at once without change
+            co_await sleep_for(s->executor, std::chrono::seconds(1));
         }
     }
 }

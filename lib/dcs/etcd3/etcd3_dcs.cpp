@@ -1,5 +1,6 @@
 #include "dcs/etcd3/etcd3_dcs.hpp"
 
+#include "dcs/async_util.hpp"
 #include "dcs/cluster_codec.hpp"
 #include "dcs/http_client.hpp"
 
@@ -426,15 +427,6 @@ namespace {
 using State = Etcd3Dcs::State;
 using StatePtr = std::shared_ptr<State>;
 
-net::awaitable<void> sleep_for(StatePtr s, Clock::duration d) {
-    net::steady_timer timer(s->executor, d);
-    co_await timer.async_wait(net::as_tuple(net::use_awaitable));
-}
-
-milliseconds remaining(Clock::time_point deadline) {
-    return std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-}
-
 // GET /version -> API prefix (Patroni: >= 3.4 -> /v3, 3.3 -> /v3beta, older -> /v3alpha).
 net::awaitable<Result<void>> discover_api(StatePtr s, Clock::time_point deadline) {
     auto timeout = std::min(s->attempt_timeout(), std::max(remaining(deadline), milliseconds(1)));
@@ -584,7 +576,7 @@ net::awaitable<Result<json>> call(StatePtr s,
         s->next_host();
         auto pause = std::min<Clock::duration>(backoff, deadline - Clock::now());
         if (pause > Clock::duration::zero()) {
-            co_await sleep_for(s, pause);
+            co_await sleep_for(s->executor, pause);
         }
         backoff = std::min(backoff * 2, kMaxBackoff);
     }

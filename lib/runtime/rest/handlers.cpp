@@ -1,6 +1,8 @@
 #include "runtime/rest/handlers.hpp"
 
 #include "runtime/rest/json_util.hpp"
+#include "runtime/rest/parse_util.hpp"
+#include "runtime/rest/response_util.hpp"
 #include "runtime/rest/status_json.hpp"
 
 #include <algorithm>
@@ -20,8 +22,6 @@ namespace {
 using core::NodeStatus;
 using core::PgState;
 
-constexpr std::string_view kJson = "application/json";
-constexpr std::string_view kHtml = "text/html";  // Patroni's content type for plain messages
 constexpr std::string_view kNotSupported = "not supported by this pgwarden version yet";
 
 bool contains(std::string_view s, std::string_view needle) {
@@ -31,84 +31,11 @@ bool contains(std::string_view s, std::string_view needle) {
 // ---------------------------------------------------------------------------------------------
 // Responses
 
-Response message(int status, std::string_view text) {
-    Response r;
-    r.status = status;
-    r.content_type = kHtml;
-    r.body = text;
-    return r;
-}
-
-Response json_response(int status, std::string body) {
-    Response r;
-    r.status = status;
-    r.content_type = kJson;
-    r.body = std::move(body);
-    return r;
-}
-
 Response status_only(int status) {
     Response r;
     r.status = status;
     r.status_only = true;
     return r;
-}
-
-// Python's BaseHTTPRequestHandler.send_error page (Python 3.11), used by Patroni for 501/502.
-Response error_page(int code, std::string_view msg = {}) {
-    std::string_view phrase;
-    std::string_view explain;
-    switch (code) {
-        case 501:
-            phrase = "Not Implemented";
-            explain = "Server does not support this operation";
-            break;
-        case 502:
-            phrase = "Bad Gateway";
-            explain = "Invalid responses from another server/proxy";
-            break;
-        default:
-            phrase = "Service Unavailable";
-            explain = "The server cannot process the request due to a high load";
-            break;
-    }
-    if (msg.empty()) {
-        msg = phrase;
-    }
-    std::string escaped;  // html.escape(quote=False)
-    for (char c : msg) {
-        switch (c) {
-            case '&':
-                escaped += "&amp;";
-                break;
-            case '<':
-                escaped += "&lt;";
-                break;
-            case '>':
-                escaped += "&gt;";
-                break;
-            default:
-                escaped += c;
-        }
-    }
-    const std::string c = std::to_string(code);
-    Response r;
-    r.status = code;
-    r.content_type = "text/html;charset=utf-8";
-    r.body =
-        "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"utf-8\">\n"
-        "        <title>Error response</title>\n    </head>\n    <body>\n"
-        "        <h1>Error response</h1>\n        <p>Error code: " +
-        c + "</p>\n        <p>Message: " + escaped +
-        ".</p>\n        <p>Error code explanation: " + c + " - " + std::string(explain) +
-        ".</p>\n    </body>\n</html>\n";
-    return r;
-}
-
-void add_extra_headers(Response& r, const core::RestApiSettings& settings) {
-    for (const auto& [k, v] : settings.http_extra_headers) {
-        r.headers.emplace_back(k, v);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -121,15 +48,7 @@ struct Target {
 };
 
 Target split_target(std::string_view target) {
-    // absolute-form ("http://host/path") as urlparse would split it
-    for (std::string_view scheme : {"http://", "https://"}) {
-        if (target.substr(0, scheme.size()) == scheme) {
-            target.remove_prefix(scheme.size());
-            const auto slash = target.find_first_of("/?#");
-            target = slash == std::string_view::npos ? std::string_view{} : target.substr(slash);
-            break;
-        }
-    }
+    target = strip_absolute_form(target);
     if (const auto hash = target.find('#'); hash != std::string_view::npos) {
         target = target.substr(0, hash);
     }
@@ -139,11 +58,7 @@ Target split_target(std::string_view target) {
     if (q != std::string_view::npos) {
         t.query = parse_query(target.substr(q + 1));
     }
-    std::string_view rest = t.path;
-    while (!rest.empty() && rest.front() == '/') {
-        rest.remove_prefix(1);
-    }
-    t.first_segment = std::string(rest.substr(0, rest.find('/')));
+    t.first_segment = std::string(first_path_segment(t.path));
     return t;
 }
 
@@ -952,140 +867,16 @@ constexpr UnsafeEndpoint kUnsafeEndpoints[] = {
 // Public functions
 
 std::optional<std::int64_t> parse_bytes(std::string_view value) {
-    // strip (Python str.strip: whitespace)
-    auto is_space = [](char c) {
-        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-    };
-    while (!value.empty() && is_space(value.front())) {
-        value.remove_prefix(1);
-    }
-    while (!value.empty() && is_space(value.back())) {
-        value.remove_suffix(1);
-    }
-    // strtol: HEX_RE ^[-+]?0x[0-9a-fA-F]+, OCT_RE ^[-+]?0[0-7]*, DEC_RE ^[-+]?(0|[1-9][0-9]*)
-    std::size_t pos = 0;
-    bool negative = false;
-    if (pos < value.size() && (value[pos] == '+' || value[pos] == '-')) {
-        negative = value[pos] == '-';
-        ++pos;
-    }
-    auto is_digit = [](char c) {
-        return c >= '0' && c <= '9';
-    };
-    auto is_hex = [&](char c) {
-        return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    };
-    std::optional<double> val;
-    std::size_t end = 0;
-    long double acc = 0;
-    if (value.substr(pos, 2) == "0x" && pos + 2 < value.size() && is_hex(value[pos + 2])) {
-        end = pos + 2;
-        while (end < value.size() && is_hex(value[end])) {
-            const char c = value[end];
-            acc = acc * 16 + (is_digit(c) ? c - '0' : (std::tolower(c) - 'a' + 10));
-            ++end;
-        }
-        val = static_cast<double>(negative ? -acc : acc);
-    } else if (pos < value.size() && value[pos] == '0') {
-        end = pos + 1;
-        while (end < value.size() && value[end] >= '0' && value[end] <= '7') {
-            acc = acc * 8 + (value[end] - '0');
-            ++end;
-        }
-        val = static_cast<double>(negative ? -acc : acc);
-    } else if (pos < value.size() && is_digit(value[pos])) {
-        end = pos;
-        while (end < value.size() && is_digit(value[end])) {
-            acc = acc * 10 + (value[end] - '0');
-            ++end;
-        }
-        val = static_cast<double>(negative ? -acc : acc);
-    }
-    std::string_view unit = val ? value.substr(end) : value;
-    // strtod when the integer part is followed by '.', 'e' or 'E' (or there is none and the
-    // text starts with '.'): DBL_RE ^[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?
-    if ((!val && !unit.empty() && unit.front() == '.') ||
-        (!unit.empty() && (unit.front() == '.' || unit.front() == 'e' || unit.front() == 'E'))) {
-        std::size_t p = 0;
-        if (p < value.size() && (value[p] == '+' || value[p] == '-')) {
-            ++p;
-        }
-        const std::size_t int_start = p;
-        while (p < value.size() && is_digit(value[p])) {
-            ++p;
-        }
-        std::size_t dbl_end = std::string_view::npos;
-        if (p < value.size() && value[p] == '.' && p + 1 < value.size() && is_digit(value[p + 1])) {
-            p += 1;
-            while (p < value.size() && is_digit(value[p])) {
-                ++p;
-            }
-            dbl_end = p;
-        } else if (p > int_start) {
-            dbl_end = p;
-        }
-        if (dbl_end == std::string_view::npos) {
-            val.reset();
-            unit = value;
-        } else {
-            std::size_t e = dbl_end;
-            if (e < value.size() && (value[e] == 'e' || value[e] == 'E')) {
-                std::size_t q = e + 1;
-                if (q < value.size() && (value[q] == '+' || value[q] == '-')) {
-                    ++q;
-                }
-                if (q < value.size() && is_digit(value[q])) {
-                    while (q < value.size() && is_digit(value[q])) {
-                        ++q;
-                    }
-                    dbl_end = q;
-                }
-            }
-            val = std::strtod(std::string(value.substr(0, dbl_end)).c_str(), nullptr);
-            unit = value.substr(dbl_end);
-        }
-    }
-    if (!val) {
-        return std::nullopt;
-    }
-    while (!unit.empty() && is_space(unit.front())) {
-        unit.remove_prefix(1);
-    }
-    // Python's round(): half to even (std::nearbyint in the default rounding mode).
-    auto py_round = [](double x) -> std::optional<std::int64_t> {
-        if (!std::isfinite(x) || std::fabs(x) > 9.2e18) {
-            return std::nullopt;
-        }
-        return static_cast<std::int64_t>(std::nearbyint(x));
-    };
-    if (unit.empty()) {
-        return py_round(*val);
-    }
-    // convert_to_base_unit(val, unit, 'B'): the unit's factor, then round to the next smaller
-    // unit (TB->GB, GB->MB, MB->kB, kB->B).
-    struct Unit {
-        std::string_view name;
-        double factor;
-        double round_to;
-    };
+    // convert_to_base_unit(value, unit, 'B'): TB->GB, GB->MB, MB->kB, kB->B rounding.
     constexpr double kKi = 1024.0;
-    constexpr Unit kUnits[] = {
+    static constexpr UnitFactor kUnits[] = {
         {"TB", kKi * kKi * kKi * kKi, kKi * kKi * kKi},
         {"GB", kKi * kKi * kKi, kKi * kKi},
         {"MB", kKi * kKi, kKi},
         {"kB", kKi, 1},
         {"B", 1, 0},
     };
-    for (const auto& u : kUnits) {
-        if (unit == u.name) {
-            double x = *val * u.factor;
-            if (u.round_to > 0) {
-                x = std::nearbyint(x / u.round_to) * u.round_to;
-            }
-            return py_round(x);
-        }
-    }
-    return std::nullopt;
+    return parse_int_with_unit(value, kUnits);
 }
 
 std::map<std::string, std::string> parse_query(std::string_view query) {

@@ -2,6 +2,8 @@
 
 #include "config/dynamic.hpp"
 #include "runtime/rest/json_util.hpp"
+#include "runtime/rest/parse_util.hpp"
+#include "runtime/rest/response_util.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -25,68 +27,19 @@ namespace net = boost::asio;
 
 namespace {
 
-constexpr std::string_view kHtml = "text/html";  // Patroni's content type for plain messages
-
 // ---------------------------------------------------------------------------------------------
 // Responses
 
 // write_response(): plain text + restapi.http_extra_headers.
 Response message(int status, std::string_view text, const core::RestApiSettings& settings) {
-    Response r;
-    r.status = status;
-    r.content_type = kHtml;
-    r.body = text;
-    for (const auto& [k, v] : settings.http_extra_headers) {
-        r.headers.emplace_back(k, v);
-    }
+    Response r = rest::message(status, text);
+    add_extra_headers(r, settings);
     return r;
 }
 
 Response json_response(int status, std::string body, const core::RestApiSettings& settings) {
-    Response r = message(status, {}, settings);
-    r.content_type = "application/json";
-    r.body = std::move(body);
-    return r;
-}
-
-// Python's BaseHTTPRequestHandler.send_error(code) page (Python 3.11): no extra headers.
-Response error_page(int code) {
-    std::string_view phrase;
-    std::string_view explain;
-    switch (code) {
-        case 400:
-            phrase = "Bad Request";
-            explain = "Bad request syntax or unsupported method";
-            break;
-        case 409:
-            phrase = "Conflict";
-            explain = "Request conflict";
-            break;
-        case 411:
-            phrase = "Length Required";
-            explain = "Client must specify Content-Length";
-            break;
-        case 502:
-            phrase = "Bad Gateway";
-            explain = "Invalid responses from another server/proxy";
-            break;
-        default:
-            code = 503;
-            phrase = "Service Unavailable";
-            explain = "The server cannot process the request due to a high load";
-            break;
-    }
-    const std::string c = std::to_string(code);
-    Response r;
-    r.status = code;
-    r.content_type = "text/html;charset=utf-8";
-    r.body =
-        "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"utf-8\">\n"
-        "        <title>Error response</title>\n    </head>\n    <body>\n"
-        "        <h1>Error response</h1>\n        <p>Error code: " +
-        c + "</p>\n        <p>Message: " + std::string(phrase) +
-        ".</p>\n        <p>Error code explanation: " + c + " - " + std::string(explain) +
-        ".</p>\n    </body>\n</html>\n";
+    Response r = rest::json_response(status, std::move(body));
+    add_extra_headers(r, settings);
     return r;
 }
 
@@ -302,19 +255,8 @@ enum class Endpoint {
 
 // path.lstrip('/').split('/')[0] of urlparse(target).path
 std::string first_segment(std::string_view target) {
-    for (std::string_view scheme : {"http://", "https://"}) {
-        if (target.substr(0, scheme.size()) == scheme) {
-            target.remove_prefix(scheme.size());
-            const auto slash = target.find_first_of("/?#");
-            target = slash == std::string_view::npos ? std::string_view{} : target.substr(slash);
-            break;
-        }
-    }
-    target = target.substr(0, target.find_first_of("?#"));
-    while (!target.empty() && target.front() == '/') {
-        target.remove_prefix(1);
-    }
-    return std::string(target.substr(0, target.find('/')));
+    target = strip_absolute_form(target);
+    return std::string(first_path_segment(target.substr(0, target.find_first_of("?#"))));
 }
 
 Endpoint route(const Request& req) {
@@ -819,113 +761,6 @@ net::awaitable<Response> post_reinitialize(Request req, Env env) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Number parsing as Patroni's strtol / strtod
-
-bool is_digit(char c) {
-    return c >= '0' && c <= '9';
-}
-
-bool is_hex(char c) {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-std::string_view strip(std::string_view s) {
-    auto space = [](char c) {
-        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-    };
-    while (!s.empty() && space(s.front())) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && space(s.back())) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
-struct Parsed {
-    double value = 0;
-    std::string_view rest;
-};
-
-// HEX_RE ^[-+]?0x[0-9a-fA-F]+, OCT_RE ^[-+]?0[0-7]*, DEC_RE ^[-+]?(0|[1-9][0-9]*)
-std::optional<Parsed> py_strtol(std::string_view s) {
-    std::size_t pos = 0;
-    bool negative = false;
-    if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-        negative = s[pos] == '-';
-        ++pos;
-    }
-    double acc = 0;
-    std::size_t end = pos;
-    if (s.substr(pos, 2) == "0x" && pos + 2 < s.size() && is_hex(s[pos + 2])) {
-        end = pos + 2;
-        while (end < s.size() && is_hex(s[end])) {
-            const char c = s[end];
-            acc = acc * 16 + (is_digit(c) ? c - '0' : std::tolower(c) - 'a' + 10);
-            ++end;
-        }
-    } else if (pos < s.size() && s[pos] == '0') {
-        end = pos + 1;
-        while (end < s.size() && s[end] >= '0' && s[end] <= '7') {
-            acc = acc * 8 + (s[end] - '0');
-            ++end;
-        }
-    } else if (pos < s.size() && is_digit(s[pos])) {
-        while (end < s.size() && is_digit(s[end])) {
-            acc = acc * 10 + (s[end] - '0');
-            ++end;
-        }
-    } else {
-        return std::nullopt;
-    }
-    return Parsed{negative ? -acc : acc, s.substr(end)};
-}
-
-// DBL_RE ^[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?
-std::optional<Parsed> py_strtod(std::string_view s) {
-    std::size_t p = 0;
-    if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
-        ++p;
-    }
-    const std::size_t int_start = p;
-    while (p < s.size() && is_digit(s[p])) {
-        ++p;
-    }
-    std::size_t end = 0;
-    if (p + 1 < s.size() && s[p] == '.' && is_digit(s[p + 1])) {
-        p += 1;
-        while (p < s.size() && is_digit(s[p])) {
-            ++p;
-        }
-        end = p;
-    } else if (p > int_start) {
-        end = p;
-    } else {
-        return std::nullopt;
-    }
-    if (end < s.size() && (s[end] == 'e' || s[end] == 'E')) {
-        std::size_t q = end + 1;
-        if (q < s.size() && (s[q] == '+' || s[q] == '-')) {
-            ++q;
-        }
-        if (q < s.size() && is_digit(s[q])) {
-            while (q < s.size() && is_digit(s[q])) {
-                ++q;
-            }
-            end = q;
-        }
-    }
-    return Parsed{std::strtod(std::string(s.substr(0, end)).c_str(), nullptr), s.substr(end)};
-}
-
-std::optional<std::int64_t> py_round(double x) {
-    if (!std::isfinite(x) || std::fabs(x) > 9.2e18) {
-        return std::nullopt;
-    }
-    return static_cast<std::int64_t>(std::nearbyint(x));  // half to even, as Python's round()
-}
-
-// ---------------------------------------------------------------------------------------------
 // Calendar
 
 bool is_leap(int y) {
@@ -1150,28 +985,8 @@ std::optional<int> postgres_version_to_int(std::string_view version, std::string
 }
 
 std::optional<std::int64_t> parse_seconds(std::string_view value) {
-    const std::string_view s = strip(value);
-    std::optional<Parsed> p = py_strtol(s);
-    const std::string_view unit_after = p ? p->rest : s;
-    if ((!p && !unit_after.empty() && unit_after.front() == '.') ||
-        (!unit_after.empty() &&
-         (unit_after.front() == '.' || unit_after.front() == 'e' || unit_after.front() == 'E'))) {
-        p = py_strtod(s);
-    }
-    if (!p) {
-        return std::nullopt;
-    }
-    const std::string_view unit = strip(p->rest);
-    if (unit.empty()) {
-        return py_round(p->value);
-    }
     // convert_to_base_unit(value, unit, 's'): factor, then round to the next smaller unit.
-    struct Unit {
-        std::string_view name;
-        double factor;    // in seconds
-        double round_to;  // factor of the next smaller unit; 0: none
-    };
-    static constexpr Unit kUnits[] = {
+    static constexpr UnitFactor kUnits[] = {
         {"d", 86400.0, 3600.0},
         {"h", 3600.0, 60.0},
         {"min", 60.0, 1.0},
@@ -1179,16 +994,7 @@ std::optional<std::int64_t> parse_seconds(std::string_view value) {
         {"ms", 1e-3, 1e-6},
         {"us", 1e-6, 0.0},
     };
-    for (const auto& u : kUnits) {
-        if (unit == u.name) {
-            double x = p->value * u.factor;
-            if (u.round_to > 0) {
-                x = std::nearbyint(x / u.round_to) * u.round_to;
-            }
-            return py_round(x);
-        }
-    }
-    return std::nullopt;
+    return parse_int_with_unit(value, kUnits);
 }
 
 std::optional<bool> parse_bool(std::string_view value) {
