@@ -244,7 +244,13 @@ TEST_CASE(
 
     SECTION("explicit destroy wakes the reader too") {
         auto sid2 = srv.create_session(json{{"checks", json::array()}, {"behavior", "delete"}});
-        REQUIRE(srv.put("/v1/kv/service/demo/leader?acquire=" + sid2, "node2").body == "true");
+        // The first session's 1 ms lock-delay may still be running right after its expiry.
+        REQUIRE(wait_until(
+            [&] {
+                return srv.put("/v1/kv/service/demo/leader?acquire=" + sid2, "node2").body ==
+                       "true";
+            },
+            std::chrono::seconds(2)));
         auto m2 = modify_index(srv, "service/demo/leader");
         auto t1 = Clock::now();
         auto fut = std::async(std::launch::async, [&srv, m2] {
