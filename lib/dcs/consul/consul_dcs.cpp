@@ -171,6 +171,7 @@ struct ConsulDcs::State {
     std::string leader_session;
     std::string leader_value;
     std::optional<std::int64_t> last_status_lsn;
+    bool session_recreated_for_update = false;
     std::string member_value;    // what we last wrote to our member key
     std::string member_session;  // ... and with which session
     std::string service_signature;  // what we last registered ("" = nothing / deregistered)
@@ -470,10 +471,12 @@ net::awaitable<Result<core::Cluster>> do_get_cluster(StatePtr s) {
 
 net::awaitable<Result<bool>> do_update_leader(StatePtr s, std::optional<std::int64_t> last_lsn) {
     const auto deadline = s->op_deadline();
+    const std::string session_before = s->session;
     auto ok = co_await ensure_session(s, true, deadline);
     if (!ok) {
         co_return Result<bool>(boost::system::in_place_error, ok.error());
     }
+    s->session_recreated_for_update = !session_before.empty() && s->session != session_before;
     auto got = co_await acquire(s, "leader", s->member_name, deadline);
     if (!got) {
         co_return Result<bool>(boost::system::in_place_error, got.error());
@@ -482,6 +485,15 @@ net::awaitable<Result<bool>> do_update_leader(StatePtr s, std::optional<std::int
         s->leader_session != s->session) {
         // Our own key from an older session of ours: replace it (Patroni's _update_leader).
         co_await del(s, "leader", s->leader_index);
+        got = co_await acquire(s, "leader", s->member_name, deadline);
+        if (!got) {
+            co_return Result<bool>(boost::system::in_place_error, got.error());
+        }
+    }
+    if (!*got && s->session_recreated_for_update) {
+        // Our previous session died with its keys: the key is free but held back by that
+        // session's lock-delay (1 ms). Wait it out once, then take the key if still free.
+        co_await sleep_for(s->executor, std::chrono::milliseconds(20));
         got = co_await acquire(s, "leader", s->member_name, deadline);
         if (!got) {
             co_return Result<bool>(boost::system::in_place_error, got.error());
