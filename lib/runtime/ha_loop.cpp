@@ -627,12 +627,13 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         if (!dynamic_.postgresql.use_slots || !cluster_) {
             return names;
         }
-        for (const auto& m : cluster_->members) {
-            if (m.name != settings_.name) {
-                names.push_back(pg::slot_name_from_member_name(m.name));
-            }
+        // Members of the current view and of the last view that had a leader: a member whose
+        // key is briefly missing (restarting daemon, session re-created) keeps its slot.
+        for (const auto& m : members_to_probe()) {
+            names.push_back(pg::slot_name_from_member_name(m.name));
         }
         std::sort(names.begin(), names.end());
+        names.erase(std::unique(names.begin(), names.end()), names.end());
         return names;
     }
 

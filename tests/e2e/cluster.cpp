@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -513,6 +514,22 @@ std::string Cluster::describe() const {
         }
         out << ", postmaster " << (postmaster(i) ? "running" : "not running") << "\n    log "
             << n.log.string() << ": " << last_log_line(n.log) << "\n";
+        // A node that is not a healthy primary or streaming replica: what PostgreSQL said last.
+        const bool healthy_node = st.is_object() && (st.value("role", "") == "primary" ||
+                                                     st.value("replication_state", "") == "streaming");
+        if (!healthy_node) {
+            std::ifstream pm_log(n.dir / "data-postmaster.log");
+            std::deque<std::string> tail;
+            for (std::string line; std::getline(pm_log, line);) {
+                tail.push_back(line.substr(0, 240));
+                if (tail.size() > 8) {
+                    tail.pop_front();
+                }
+            }
+            for (const auto& line : tail) {
+                out << "      | " << line << "\n";
+            }
+        }
     }
     return out.str();
 }

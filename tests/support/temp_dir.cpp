@@ -1,5 +1,8 @@
 #include "support/temp_dir.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "support/process.hpp"
 
 #include <cerrno>
@@ -33,6 +36,11 @@ TempDir::TempDir(const std::string& tag) {
 }
 
 TempDir::~TempDir() {
+    // PGW_KEEP_TEST_DIRS=1 keeps them (logs, data directories) for a post-mortem.
+    if (const char* keep = std::getenv("PGW_KEEP_TEST_DIRS"); keep != nullptr && keep[0] == '1') {
+        std::fprintf(stderr, "kept test directory %s\n", path_.c_str());
+        return;
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
 }

@@ -166,7 +166,7 @@ Node make_node(const t::TempDir& root,
         << "\n  connect_address: 127.0.0.1:" << n.api_port << "\n"
         << "bootstrap:\n  dcs:\n    ttl: " << o.ttl << "\n    loop_wait: " << o.loop_wait
         << "\n    retry_timeout: " << o.retry_timeout << "\n"
-        << "    postgresql:\n      parameters:\n        wal_level: replica\n"
+        << "    postgresql:\n      use_pg_rewind: true\n      parameters:\n        wal_level: replica\n"
         << "        max_wal_senders: 5\n      pg_hba:\n        - local all all trust\n"
         << "        - host all all 127.0.0.1/32 scram-sha-256\n"
         << "        - host replication replicator 127.0.0.1/32 scram-sha-256\n"
