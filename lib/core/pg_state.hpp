@@ -80,6 +80,9 @@ struct PgQueryResult {
     std::optional<std::string> replication_state;  // "streaming" / "in archive recovery"
     std::string replication_json = "[]";    // pg_stat_replication rows as JSON list
     std::int64_t latest_end_lsn = 0;        // pg_stat_wal_receiver.latest_end_lsn
+    // Parameters changed in the configuration that only a restart applies:
+    // {"name": {"old_value": ..., "new_value": ...}} ("{}" when none).
+    std::string pending_restart_json = "{}";
 };
 
 // Everything observed locally in one cycle.
@@ -89,6 +92,7 @@ struct PgObservation {
     std::optional<std::string> sysid;     // from pg_control (pg_controldata)
     std::string cluster_state;            // pg_controldata "Database cluster state"
     int control_timeline = 0;             // "Latest checkpoint's TimeLineID"
+    std::int64_t checkpoint_lsn = 0;      // "Latest checkpoint location" (when read)
     bool postmaster_running = false;      // a live postmaster owns data_dir
     bool accepting_connections = false;   // a query succeeded this cycle
     std::optional<PgQueryResult> query;   // nullopt if not running or the query failed

@@ -168,6 +168,10 @@ ControlData parse_controldata(std::string_view output) {
             }
         } else if (key == "Database cluster state") {
             cd.cluster_state = std::string(value);
+        } else if (key == "Latest checkpoint location") {
+            if (auto lsn = parse_lsn(value)) {
+                cd.checkpoint_lsn = *lsn;
+            }
         } else if (key == "Latest checkpoint's TimeLineID") {
             int tl = 0;
             auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), tl);

@@ -48,6 +48,7 @@ struct ControlData {
     std::optional<std::string> sysid;  // "Database system identifier"
     std::string cluster_state;         // "Database cluster state"
     int timeline = 0;                  // "Latest checkpoint's TimeLineID"
+    std::int64_t checkpoint_lsn = 0;   // "Latest checkpoint location", bytes
 };
 // Parses `pg_controldata` output (run with LC_ALL=C).
 ControlData parse_controldata(std::string_view output);

@@ -80,7 +80,14 @@ SELECT pg_catalog.pg_is_in_recovery()::int,
        COALESCE((SELECT pg_catalog.pg_wal_lsn_diff(latest_end_lsn, '0/0')::bigint
                    FROM pg_catalog.pg_stat_wal_receiver LIMIT 1), 0),
        (pg_catalog.pg_control_system()).system_identifier::text,
-       (pg_catalog.pg_control_checkpoint()).timeline_id
+       (pg_catalog.pg_control_checkpoint()).timeline_id,
+       (SELECT COALESCE(pg_catalog.json_object_agg(s.name, pg_catalog.json_build_object(
+                   'old_value', s.setting, 'new_value', COALESCE(f.setting, ''))), '{}'::json)
+          FROM pg_catalog.pg_settings s
+          LEFT JOIN LATERAL (SELECT fs.setting FROM pg_catalog.pg_file_settings fs
+                              WHERE fs.name = s.name AND fs.error IS NULL
+                              ORDER BY fs.seqno DESC LIMIT 1) f ON true
+         WHERE s.pending_restart)::text
 )SQL";
 
 std::int64_t to_i64(const std::optional<std::string>& v) {
@@ -1115,7 +1122,7 @@ Task<core::PgObservation> Postgres::observe() {
     bool need_controldata = !pc.alive || !d.sysid;
     if (pc.alive) {
         auto out = co_await d.status_query();
-        if (out.error || out.result.rows.empty() || out.result.rows[0].size() < 14) {
+        if (out.error || out.result.rows.empty() || out.result.rows[0].size() < 15) {
             obs.accepting_connections = false;
             obs.query_error = out.error ? out.error->describe() : "status query returned no row";
             need_controldata = true;
@@ -1143,6 +1150,7 @@ Task<core::PgObservation> Postgres::observe() {
             }
             obs.cluster_state = q.in_recovery ? "in archive recovery" : "in production";
             obs.control_timeline = to_int(row[13]);
+            q.pending_restart_json = row[14].value_or("{}");
             obs.accepting_connections = true;
             obs.query = std::move(q);
             need_controldata = !d.sysid;
@@ -1155,6 +1163,7 @@ Task<core::PgObservation> Postgres::observe() {
             }
             obs.cluster_state = cd->cluster_state;
             obs.control_timeline = cd->timeline;
+            obs.checkpoint_lsn = cd->checkpoint_lsn;
         }
     }
     obs.sysid = d.sysid;

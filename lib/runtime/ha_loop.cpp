@@ -246,6 +246,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     std::optional<std::string> following_;  // leader our primary_conninfo points at
     std::optional<std::string> rewind_failed_;
     bool replica_start_failed_ = false;
+    std::string written_signature_;  // parameters/pg_hba/pg_ident we last wrote
     bool checkpoint_pending_ = false;  // promoted, post-promote CHECKPOINT not done yet
     std::optional<rest::RestartRequest> scheduled_restart_;
     std::vector<std::string> applied_slots_;
@@ -454,6 +455,31 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         return files;
     }
 
+    // Writes the managed configuration files and remembers what they say, so that a change of
+    // the dynamic configuration can be told apart from what PostgreSQL already has.
+    net::awaitable<pg::Status> write_files(pg::ConfigFiles files) {
+        const std::string signature = files_signature(files);
+        auto err = co_await pg_.write_config(std::move(files));
+        if (!err) {
+            written_signature_ = signature;
+        }
+        co_return err;
+    }
+
+    static std::string files_signature(const pg::ConfigFiles& f) {
+        std::string sig;
+        for (const auto& [k, v] : f.parameters) {
+            sig += k + '=' + v + '\n';
+        }
+        for (const auto& l : f.pg_hba) {
+            sig += "hba:" + l + '\n';
+        }
+        for (const auto& l : f.pg_ident) {
+            sig += "ident:" + l + '\n';
+        }
+        return sig;
+    }
+
     pg::ConfigFiles config_files_for_role() const {
         if (role_ == core::Role::Primary || role_ == core::Role::Promoted) {
             return primary_config_files();
@@ -537,7 +563,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             shutdown_requested_ = true;
             co_return;
         }
-        if (auto err = co_await pg_.write_config(primary_config_files())) {
+        if (auto err = co_await write_files(primary_config_files())) {
             co_await fail_bootstrap(err->message);
             co_return;
         }
@@ -608,7 +634,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     net::awaitable<void> start_primary() {
         state_override_ = core::PgState::Starting;
         publish();
-        if (auto err = co_await pg_.write_config(primary_config_files())) {
+        if (auto err = co_await write_files(primary_config_files())) {
             spdlog::error("start primary: {}", err->message);
             co_return;
         }
@@ -726,12 +752,61 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         role_ = core::Role::Demoted;
         following_.reset();
         if (action.release_lock) {
-            // A clean (fast) shutdown sends all WAL to the connected replicas first, so the
-            // candidate has everything when it sees the key go.
-            co_await dcs_.delete_leader(lsn);
-            lease_lost();
-            spdlog::info("demoted: released the leader lock");
+            // Switchover: hand the key over only once a candidate has received our shutdown
+            // checkpoint, so that nothing acknowledged is lost (Patroni's graceful demote). A
+            // fast shutdown sends all WAL to connected replicas, but a candidate that was not
+            // connected at that moment would promote without the tail.
+            pg_obs_ = co_await pg_.observe();
+            const std::int64_t checkpoint = pg_obs_.checkpoint_lsn;
+            if (auto who = co_await wait_for_candidate(checkpoint)) {
+                co_await dcs_.delete_leader(checkpoint > 0 ? std::optional<std::int64_t>(checkpoint) : lsn);
+                lease_lost();
+                spdlog::info("demoted: {} has received the shutdown checkpoint; released the leader lock",
+                             *who);
+            } else {
+                spdlog::error("switchover: no candidate received the shutdown checkpoint {} in time; "
+                              "keeping the leader lock, clearing the request and starting as "
+                              "primary again",
+                              checkpoint);
+                const auto version = cluster_ && cluster_->failover
+                                         ? std::optional<std::int64_t>(cluster_->failover->version)
+                                         : std::nullopt;
+                co_await dcs_.set_failover("{}", version);
+                role_ = core::Role::Primary;
+            }
         }
+    }
+
+    // Probes the switchover candidate (or, without one, every other member) until one that
+    // may take over reports WAL beyond `checkpoint`; bounded by 10 s.
+    net::awaitable<std::optional<std::string>> wait_for_candidate(std::int64_t checkpoint) {
+        std::vector<core::Member> candidates;
+        const std::optional<std::string> named =
+            cluster_ && cluster_->failover && cluster_->failover->member &&
+                    !cluster_->failover->member->empty()
+                ? cluster_->failover->member
+                : std::nullopt;
+        for (const auto& m : members_to_probe()) {
+            if (!named || m.name == *named) {
+                candidates.push_back(m);
+            }
+        }
+        net::steady_timer pause(ex_);
+        const core::MonoMs deadline = now() + 10000;
+        while (!candidates.empty()) {
+            auto probes = co_await probe_members(ex_, candidates, 1s);
+            for (const auto& p : probes) {
+                if (p.reachable && !p.nofailover && !p.is_primary && p.wal_position > checkpoint) {
+                    co_return p.name;
+                }
+            }
+            if (now() >= deadline) {
+                break;
+            }
+            pause.expires_after(100ms);
+            co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        co_return std::nullopt;
     }
 
     std::optional<std::pair<std::string, int>> member_address(const std::string& name) const {
@@ -761,7 +836,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     net::awaitable<void> start_replica(std::string leader) {
         state_override_ = core::PgState::Starting;
         publish();
-        if (auto err = co_await pg_.write_config(replica_config_files(leader))) {
+        if (auto err = co_await write_files(replica_config_files(leader))) {
             spdlog::error("start replica: {}", err->message);
             co_return;
         }
@@ -777,7 +852,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     }
 
     net::awaitable<void> follow(std::string leader) {
-        if (auto err = co_await pg_.write_config(replica_config_files(leader))) {
+        if (auto err = co_await write_files(replica_config_files(leader))) {
             spdlog::error("follow {}: {}", leader, err->message);
             co_return;
         }
@@ -790,7 +865,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     }
 
     net::awaitable<void> reload_config() {
-        if (auto err = co_await pg_.write_config(config_files_for_role())) {
+        if (auto err = co_await write_files(config_files_for_role())) {
             spdlog::error("reload: {}", err->message);
             co_return;
         }
@@ -852,7 +927,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         if (auto err = co_await pg_.stop(pg::StopMode::Fast, std::chrono::seconds(60))) {
             spdlog::error("restart: {}", err->message);
             out = {503, "restart failed"};
-        } else if (auto err2 = co_await pg_.write_config(config_files_for_role())) {
+        } else if (auto err2 = co_await write_files(config_files_for_role())) {
             spdlog::error("restart: {}", err2->message);
             out = {503, "restart failed"};
         } else if (auto err3 = co_await pg_.start(pg_ctl_timeout())) {
@@ -1025,6 +1100,16 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             co_await sync_slots();
             co_await write_history();
         }
+        // The dynamic configuration changed (PATCH /config, edit-config): rewrite the managed
+        // files and reload; parameters that need a restart show up as pending_restart.
+        // (After a daemon restart nothing is known about the files: rewrite them once. A replica
+        // waits until it knows whom it follows, so primary_conninfo is never dropped.)
+        if (cluster_ && !action_ && pg_obs_.postmaster_running && pg_obs_.query &&
+            (role_ == core::Role::Primary || following_.has_value()) &&
+            files_signature(config_files_for_role()) != written_signature_) {
+            spdlog::info("the configuration changed: rewriting the managed files and reloading");
+            start_long_action("reload", core::Action{}, /*reload=*/true);
+        }
         co_await maybe_scheduled_restart();
         if (cluster_) {
             co_await touch_member();
@@ -1086,6 +1171,11 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         st->next_run = next_run_;
         st->last_outcome = last_reason_;
         st->checkpoint_after_promote_pending = checkpoint_pending_;
+        if (pg_obs_.postmaster_running && pg_obs_.query &&
+            pg_obs_.query->pending_restart_json != "{}") {
+            st->pending_restart = true;
+            st->pending_restart_reason_json = pg_obs_.query->pending_restart_json;
+        }
         if (scheduled_restart_ && scheduled_restart_->schedule) {
             nlohmann::json j = nlohmann::json::parse(scheduled_restart_->raw_json, nullptr, false);
             if (!j.is_object()) {
