@@ -267,6 +267,33 @@ void single_node_lifecycle(const Backend& dcs, const std::string& scope) {
     CHECK(read_file(n1.log).find("su-secret") == std::string::npos);
     CHECK(st.dump().find("secret") == std::string::npos);
 
+    // PATCH /config with a parameter that needs a restart: written, reloaded, reported as
+    // pending_restart; POST /restart applies it.
+    auto patched = t::http_request("127.0.0.1",
+                                   n1.api_port,
+                                   "PATCH",
+                                   "/config",
+                                   R"({"postgresql":{"parameters":{"max_connections":123}}})",
+                                   {{"Content-Type", "application/json"}});
+    REQUIRE(patched.status == 200);
+    REQUIRE(t::wait_until(
+        [&] {
+            json s = patroni(n1);
+            return s.is_object() && s.value("pending_restart", false) &&
+                   s["pending_restart_reason"].contains("max_connections");
+        },
+        30s));
+    auto restarted = t::http_request("127.0.0.1", n1.api_port, "POST", "/restart", "{}", {}, 60s);
+    CHECK(restarted.status == 200);
+    CHECK(restarted.body == "restarted successfully");
+    REQUIRE(t::wait_until(
+        [&] {
+            json s = patroni(n1);
+            return s.is_object() && s.value("state", "") == "running" && !s.contains("pending_restart");
+        },
+        60s));
+    st = patroni(n1);
+
     // kill -9 of the postmaster: noticed at once and restarted as primary.
     const int pm = postmaster_pid(n1);
     REQUIRE(pm > 0);
