@@ -93,19 +93,22 @@ int run_daemon(const std::string& path) {
     settings.config_file = path;
     setup_logging(settings.log.level);
 
-    // TLS to the DCS is not implemented yet: refuse rather than talk plain HTTP to a server
-    // the operator configured for TLS.
-    const auto& consul = settings.dcs.consul;
+    // TLS to etcd is not implemented yet: refuse rather than talk plain HTTP to a server the
+    // operator configured for TLS. (Consul's scheme https, verify, cacert, cert, key are.)
     const auto& etcd = settings.dcs.etcd3;
-    if ((settings.dcs.kind == core::DcsKind::Consul &&
-         (consul.scheme == "https" || !consul.cacert.empty() || !consul.cert.empty() ||
-          !consul.key.empty())) ||
-        (settings.dcs.kind == core::DcsKind::Etcd3 &&
-         (etcd.protocol == "https" || !etcd.cacert.empty() || !etcd.cert.empty() || !etcd.key.empty()))) {
-        spdlog::error("{}: TLS to the DCS (consul.scheme https / etcd3.protocol https, cacert, cert, "
-                      "key) is not supported by this pgwarden version; refusing to start",
+    if (settings.dcs.kind == core::DcsKind::Etcd3 &&
+        (etcd.protocol == "https" || !etcd.cacert.empty() || !etcd.cert.empty() || !etcd.key.empty())) {
+        spdlog::error("{}: TLS to the DCS (etcd3.protocol https, cacert, cert, key) is not supported "
+                      "by this pgwarden version for etcd3; refusing to start",
                       path);
         return runtime::kExitBadConfig;
+    }
+    const auto& consul = settings.dcs.consul;
+    if (settings.dcs.kind == core::DcsKind::Consul && consul.scheme != "https" &&
+        (!consul.cacert.empty() || !consul.cert.empty() || !consul.key.empty())) {
+        spdlog::warn("{}: consul.cacert/cert/key are set but consul.scheme is {}: they are ignored "
+                     "(use scheme https or an https:// url for TLS)",
+                     path, consul.scheme);
     }
 
     net::io_context ioc{1};

@@ -4,6 +4,10 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
@@ -21,13 +25,19 @@
 #include <charconv>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <variant>
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <spdlog/spdlog.h>
 
 namespace pgwarden::dcs {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -39,12 +49,31 @@ constexpr std::size_t kStreamChunk = 8192;
 
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 
+// Plain (`plain`) or TLS (`tls`, over its own tcp_stream); tcp() is the TCP layer of either.
 struct Connection {
-    explicit Connection(const net::any_io_executor& executor) : stream(executor) {}
-    beast::tcp_stream stream;
+    Connection(const net::any_io_executor& executor, ssl::context* tls_context) {
+        if (tls_context != nullptr) {
+            tls.emplace(executor, *tls_context);
+        } else {
+            plain.emplace(executor);
+        }
+    }
+    beast::tcp_stream& tcp() { return tls ? tls->next_layer() : *plain; }
+
+    std::optional<beast::tcp_stream> plain;
+    std::optional<ssl::stream<beast::tcp_stream>> tls;
     beast::flat_buffer buffer;
     bool cancelled = false;
 };
+
+// Runs `op` (a generic lambda starting one async operation) on the connection's top layer.
+template <class Op>
+auto on_stream(Connection& c, Op op) -> decltype(op(*c.plain)) {
+    if (c.tls) {
+        return op(*c.tls);
+    }
+    return op(*c.plain);
+}
 
 using ConnectionPtr = std::shared_ptr<Connection>;
 
@@ -73,7 +102,13 @@ Errc map_error(const beast::error_code& ec, bool cancelled) {
 bool is_stale_connection_error(const beast::error_code& ec) {
     return ec == http::error::end_of_stream || ec == net::error::eof ||
            ec == net::error::connection_reset || ec == net::error::broken_pipe ||
-           ec == http::error::partial_message;
+           ec == http::error::partial_message || ec == ssl::error::stream_truncated;
+}
+
+bool is_ip_address(const std::string& host) {
+    beast::error_code ec;
+    net::ip::make_address(host, ec);
+    return !ec;
 }
 
 }  // namespace
@@ -82,14 +117,69 @@ struct HttpClient::Impl {
     Impl(net::any_io_executor ex, std::string h, unsigned short p)
         : executor(std::move(ex)), host(std::move(h)), port(p) {}
 
+    // The TLS context for TlsOptions; on a bad option `tls_broken` is set and logged.
+    void setup_tls(TlsOptions options);
+    ssl::context* tls_context() { return tls_context_.get(); }
+    ConnectionPtr new_connection() { return std::make_shared<Connection>(executor, tls_context()); }
+
     net::any_io_executor executor;
     std::string host;
     unsigned short port;
+    TlsOptions tls;
+    bool tls_broken = false;
+    std::string last_tls_error;  // the last handshake failure logged (rate limiting)
+    std::unique_ptr<ssl::context> tls_context_;
     std::vector<ConnectionPtr> idle;
     std::uint64_t next_id = 0;
     std::map<std::uint64_t, std::weak_ptr<Connection>> active;   // requests in flight
     std::map<std::uint64_t, std::weak_ptr<Connection>> streams;  // streams in flight
 };
+
+void HttpClient::Impl::setup_tls(TlsOptions options) {
+    tls = std::move(options);
+    if (tls.server_name.empty()) {
+        tls.server_name = host;
+    }
+    tls_context_ = std::make_unique<ssl::context>(ssl::context::tls_client);
+    auto& ctx = *tls_context_;
+    const auto fail = [&](const char* what, const std::string& file, const beast::error_code& err) {
+        spdlog::error("https://{}:{}: cannot load {} {}: {}; requests will fail",
+                      host, port, what, file, err.message());
+        tls_broken = true;
+    };
+    beast::error_code ec;
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                    ec);
+    if (tls.verify) {
+        ctx.set_verify_mode(ssl::verify_peer, ec);
+        if (!tls.cacert.empty()) {
+            ctx.load_verify_file(tls.cacert, ec);
+            if (ec) {
+                fail("cacert", tls.cacert, ec);
+            }
+        } else {
+            ctx.set_default_verify_paths(ec);
+            if (ec) {
+                fail("the default CA paths", "", ec);
+            }
+        }
+    } else {
+        ctx.set_verify_mode(ssl::verify_none, ec);
+    }
+    if (!tls.cert.empty()) {
+        ctx.use_certificate_chain_file(tls.cert, ec);
+        if (ec) {
+            fail("cert", tls.cert, ec);
+        }
+    }
+    if (!tls.key.empty()) {
+        ctx.use_private_key_file(tls.key, ssl::context::pem, ec);
+        if (ec) {
+            fail("key", tls.key, ec);
+        }
+    }
+}
 
 namespace {
 
@@ -99,8 +189,8 @@ using ImplPtr = std::shared_ptr<Impl>;
 void close_connection(Connection& c) {
     c.cancelled = true;
     beast::error_code ignored;
-    c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    c.stream.close();
+    c.tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    c.tcp().close();
 }
 
 // Registers a connection in `map` for the lifetime of the guard (so cancel() can reach it).
@@ -148,14 +238,48 @@ net::awaitable<Result<void>> connect(ImplPtr impl, ConnectionPtr conn, Clock::ti
     if (conn->cancelled) {
         co_return Errc::Cancelled;
     }
-    conn->stream.expires_at(deadline);
-    auto [ec, endpoint] = co_await conn->stream.async_connect(endpoints, kTuple);
+    conn->tcp().expires_at(deadline);
+    auto [ec, endpoint] = co_await conn->tcp().async_connect(endpoints, kTuple);
     (void)endpoint;
     if (ec) {
         co_return map_error(ec, conn->cancelled);
     }
     beast::error_code ignored;
-    conn->stream.socket().set_option(tcp::no_delay(true), ignored);
+    conn->tcp().socket().set_option(tcp::no_delay(true), ignored);
+    if (!conn->tls) {
+        co_return Result<void>{};
+    }
+    // TLS: SNI (host names only, RFC 6066) and, with verify, the certificate's name check.
+    auto& tls = *conn->tls;
+    const auto& name = impl->tls.server_name;
+    if (!is_ip_address(name) && SSL_set_tlsext_host_name(tls.native_handle(), name.c_str()) != 1) {
+        spdlog::warn("https://{}:{}: cannot set SNI {}", impl->host, impl->port, name);
+    }
+    if (impl->tls.verify) {
+        tls.set_verify_callback(ssl::host_name_verification(name), ignored);
+    }
+    auto [hec] = co_await tls.async_handshake(ssl::stream_base::client, kTuple);
+    if (hec) {
+        const Errc mapped = map_error(hec, conn->cancelled);
+        if (mapped == Errc::Cancelled || mapped == Errc::Timeout) {
+            co_return mapped;
+        }
+        std::string reason = hec.message();
+        const long verify = SSL_get_verify_result(tls.native_handle());
+        if (verify != X509_V_OK) {
+            reason += std::string(" (certificate verification: ") +
+                      X509_verify_cert_error_string(verify) + ")";
+        }
+        // Logged once per reason (callers retry); repeats at debug level.
+        if (reason != impl->last_tls_error) {
+            spdlog::error("https://{}:{}: TLS handshake failed: {}", impl->host, impl->port, reason);
+            impl->last_tls_error = reason;
+        } else {
+            spdlog::debug("https://{}:{}: TLS handshake failed: {}", impl->host, impl->port, reason);
+        }
+        co_return Errc::Unavailable;
+    }
+    impl->last_tls_error.clear();
     co_return Result<void>{};
 }
 
@@ -186,6 +310,9 @@ net::awaitable<Result<HttpResponse>> do_request(ImplPtr impl,
                                                 HttpHeaders headers,
                                                 std::chrono::milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
+    if (impl->tls_broken) {
+        co_return Errc::Unavailable;
+    }
     auto req = make_request(*impl, method, target, std::move(body), headers);
 
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -196,7 +323,7 @@ net::awaitable<Result<HttpResponse>> do_request(ImplPtr impl,
             impl->idle.pop_back();
             reused = true;
         } else {
-            conn = std::make_shared<Connection>(impl->executor);
+            conn = impl->new_connection();
         }
         Registration registration(impl, &Impl::active, conn);
         if (!reused) {
@@ -205,8 +332,9 @@ net::awaitable<Result<HttpResponse>> do_request(ImplPtr impl,
                 co_return connected.error();
             }
         }
-        conn->stream.expires_at(deadline);
-        auto [wec, written] = co_await http::async_write(conn->stream, req, kTuple);
+        conn->tcp().expires_at(deadline);
+        auto [wec, written] = co_await on_stream(
+            *conn, [&](auto& stream) { return http::async_write(stream, req, kTuple); });
         (void)written;
         if (wec) {
             if (reused && !conn->cancelled && is_stale_connection_error(wec)) {
@@ -216,7 +344,9 @@ net::awaitable<Result<HttpResponse>> do_request(ImplPtr impl,
         }
         http::response_parser<http::string_body> parser;
         parser.body_limit(kMaxBodyBytes);
-        auto [rec, read] = co_await http::async_read(conn->stream, conn->buffer, parser, kTuple);
+        auto [rec, read] = co_await on_stream(*conn, [&](auto& stream) {
+            return http::async_read(stream, conn->buffer, parser, kTuple);
+        });
         if (rec) {
             if (reused && read == 0 && !conn->cancelled && is_stale_connection_error(rec)) {
                 continue;
@@ -231,7 +361,7 @@ net::awaitable<Result<HttpResponse>> do_request(ImplPtr impl,
             out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
         }
         if (msg.keep_alive() && !conn->cancelled && impl->idle.size() < kMaxIdleConnections) {
-            conn->stream.expires_never();
+            conn->tcp().expires_never();
             impl->idle.push_back(std::move(conn));
         }
         co_return out;
@@ -269,28 +399,33 @@ net::awaitable<Result<unsigned>> do_stream(ImplPtr impl,
                                            HttpClient::LineHandler on_line,
                                            std::chrono::milliseconds connect_timeout) {
     const auto deadline = Clock::now() + connect_timeout;
-    auto conn = std::make_shared<Connection>(impl->executor);
+    if (impl->tls_broken) {
+        co_return Errc::Unavailable;
+    }
+    auto conn = impl->new_connection();
     Registration registration(impl, &Impl::streams, conn);
     auto connected = co_await connect(impl, conn, deadline);
     if (!connected) {
         co_return connected.error();
     }
     auto req = make_request(*impl, method, target, std::move(body), headers);
-    conn->stream.expires_at(deadline);
-    auto [wec, written] = co_await http::async_write(conn->stream, req, kTuple);
+    conn->tcp().expires_at(deadline);
+    auto [wec, written] = co_await on_stream(
+        *conn, [&](auto& stream) { return http::async_write(stream, req, kTuple); });
     (void)written;
     if (wec) {
         co_return map_error(wec, conn->cancelled);
     }
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);
-    auto [hec, header_bytes] =
-        co_await http::async_read_header(conn->stream, conn->buffer, parser, kTuple);
+    auto [hec, header_bytes] = co_await on_stream(*conn, [&](auto& stream) {
+        return http::async_read_header(stream, conn->buffer, parser, kTuple);
+    });
     (void)header_bytes;
     if (hec) {
         co_return map_error(hec, conn->cancelled);
     }
-    conn->stream.expires_never();
+    conn->tcp().expires_never();
     const unsigned status = parser.get().result_int();
 
     std::string chunk(kStreamChunk, '\0');
@@ -298,7 +433,9 @@ net::awaitable<Result<unsigned>> do_stream(ImplPtr impl,
     while (!parser.is_done()) {
         parser.get().body().data = chunk.data();
         parser.get().body().size = chunk.size();
-        auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, parser, kTuple);
+        auto [ec, n] = co_await on_stream(*conn, [&](auto& stream) {
+            return http::async_read_some(stream, conn->buffer, parser, kTuple);
+        });
         (void)n;
         if (ec == http::error::need_buffer) {
             ec = {};
@@ -333,6 +470,16 @@ std::string HttpResponse::header(std::string_view name) const {
 
 HttpClient::HttpClient(net::any_io_executor executor, std::string host, unsigned short port)
     : impl_(std::make_shared<Impl>(std::move(executor), std::move(host), port)) {}
+
+HttpClient::HttpClient(net::any_io_executor executor,
+                       std::string host,
+                       unsigned short port,
+                       TlsOptions tls)
+    : HttpClient(std::move(executor), std::move(host), port) {
+    if (tls.enabled) {
+        impl_->setup_tls(std::move(tls));
+    }
+}
 
 HttpClient::~HttpClient() {
     cancel();

@@ -1,12 +1,14 @@
 // A small async HTTP/1.1 client for one endpoint (host, port), shared by the DCS backends
-// (etcd v3 JSON gateway, Consul). Plain HTTP; Beast stays inside http_client.cpp.
+// (etcd v3 JSON gateway, Consul). Plain HTTP, or HTTPS with TlsOptions (Consul's scheme https,
+// verify, cacert, cert, key); Beast and OpenSSL stay inside http_client.cpp.
 //
 // * request(): one request/response with a deadline; idle keep-alive connections are reused
 //   and a reused connection that the server closed meanwhile is retried once on a fresh one.
 // * stream(): a long-lived response (etcd watch, Consul blocking reads are unary) read
 //   incrementally; every newline-delimited line of the body is passed to `on_line`.
 //
-// Errors: connect/read/write failures -> Errc::Unavailable, deadline -> Errc::Timeout,
+// Errors: connect/read/write failures and TLS failures (handshake, certificate verification,
+// unreadable cacert/cert/key; each logged with its reason) -> Errc::Unavailable, deadline -> Errc::Timeout,
 // cancel()/destruction -> Errc::Cancelled. HTTP error statuses are NOT errors here: the caller
 // gets the status and body and decides (the DCS bodies carry the real error codes).
 //
@@ -40,6 +42,19 @@ struct HttpResponse {
     std::string header(std::string_view name) const;
 };
 
+// TLS for an HttpClient. With `verify` the server certificate must chain to `cacert` (the
+// system's default CA paths when empty) and match `server_name` (host name or IP address;
+// the client's host when empty), which is also sent as SNI unless it is an IP address.
+// `cert` + `key` present a client certificate (PEM files).
+struct TlsOptions {
+    bool enabled = false;
+    bool verify = true;
+    std::string cacert;
+    std::string cert;
+    std::string key;
+    std::string server_name;
+};
+
 class HttpClient {
 public:
     // Called for every complete line of a streamed body (without the trailing '\n'; a final
@@ -47,6 +62,12 @@ public:
     using LineHandler = std::function<bool(std::string_view line)>;
 
     HttpClient(boost::asio::any_io_executor executor, std::string host, unsigned short port);
+    // HTTPS when tls.enabled (the files are loaded here; a failure is logged and every request
+    // then ends with Errc::Unavailable).
+    HttpClient(boost::asio::any_io_executor executor,
+               std::string host,
+               unsigned short port,
+               TlsOptions tls);
     ~HttpClient();
     HttpClient(const HttpClient&) = delete;
     HttpClient& operator=(const HttpClient&) = delete;

@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -221,6 +222,10 @@ std::optional<std::string> parse_options(int argc, char** argv, ServerOptions& o
         if (name == "--help" || name == "-h") {
             return std::string("help");
         }
+        if (name == "--tls-verify-incoming" && !has_value) {
+            out.tls_verify_incoming = true;  // a flag; `=true` / `=false` also accepted
+            continue;
+        }
         if (!has_value) {
             if (i + 1 >= args.size()) {
                 return "missing value for " + name;
@@ -241,6 +246,30 @@ std::optional<std::string> parse_options(int argc, char** argv, ServerOptions& o
             out.listen_port = static_cast<std::uint16_t>(*port);
         } else if (name == "--port-file") {
             out.port_file = value;
+        } else if (name == "--https-listen") {
+            auto colon = value.rfind(':');
+            if (colon == std::string::npos) {
+                return "--https-listen expects HOST:PORT";
+            }
+            out.https_listen_host = value.substr(0, colon);
+            auto port = parse_uint64(value.substr(colon + 1));
+            if (!port || *port > 65535) {
+                return "bad port in --https-listen";
+            }
+            out.https_listen_port = static_cast<std::uint16_t>(*port);
+        } else if (name == "--https-port-file") {
+            out.https_port_file = value;
+        } else if (name == "--tls-cert") {
+            out.tls_cert = value;
+        } else if (name == "--tls-key") {
+            out.tls_key = value;
+        } else if (name == "--tls-ca") {
+            out.tls_ca = value;
+        } else if (name == "--tls-verify-incoming") {
+            if (value != "true" && value != "false") {
+                return "--tls-verify-incoming must be true or false";
+            }
+            out.tls_verify_incoming = value == "true";
         } else if (name == "--datacenter") {
             out.datacenter = value;
         } else if (name == "--node-name") {
@@ -285,6 +314,12 @@ std::optional<std::string> parse_options(int argc, char** argv, ServerOptions& o
             return name + ": " + *err;
         }
     }
+    if (!out.https_listen_host.empty() && (out.tls_cert.empty() || out.tls_key.empty())) {
+        return "--https-listen needs --tls-cert and --tls-key";
+    }
+    if (out.tls_verify_incoming && out.tls_ca.empty()) {
+        return "--tls-verify-incoming needs --tls-ca";
+    }
     return std::nullopt;
 }
 
@@ -295,6 +330,7 @@ ConsulTestServer::ConsulTestServer(net::io_context& ioc, ServerOptions options)
     : ioc_(ioc),
       opts_(std::move(options)),
       acceptor_(ioc),
+      https_acceptor_(ioc),
       rng_(std::random_device{}()),
       raft_index_(opts_.initial_index),
       kv_index_(opts_.initial_index),
@@ -327,8 +363,35 @@ tcp::endpoint ConsulTestServer::bind() {
     return acceptor_.local_endpoint();
 }
 
+std::optional<tcp::endpoint> ConsulTestServer::bind_https() {
+    if (opts_.https_listen_host.empty()) {
+        return std::nullopt;
+    }
+    namespace ssl = net::ssl;
+    tls_context_ = std::make_unique<ssl::context>(ssl::context::tls_server);
+    tls_context_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                              ssl::context::no_sslv3);
+    tls_context_->use_certificate_chain_file(opts_.tls_cert);
+    tls_context_->use_private_key_file(opts_.tls_key, ssl::context::pem);
+    if (!opts_.tls_ca.empty()) {
+        tls_context_->load_verify_file(opts_.tls_ca);
+    }
+    tls_context_->set_verify_mode(opts_.tls_verify_incoming
+                                      ? ssl::verify_peer | ssl::verify_fail_if_no_peer_cert
+                                      : ssl::verify_none);
+    tcp::endpoint ep(net::ip::make_address(opts_.https_listen_host), opts_.https_listen_port);
+    https_acceptor_.open(ep.protocol());
+    https_acceptor_.set_option(net::socket_base::reuse_address(true));
+    https_acceptor_.bind(ep);
+    https_acceptor_.listen();
+    return https_acceptor_.local_endpoint();
+}
+
 void ConsulTestServer::start() {
     net::co_spawn(ioc_, accept_loop(this), abort_on_exception);
+    if (https_acceptor_.is_open()) {
+        net::co_spawn(ioc_, https_accept_loop(this), abort_on_exception);
+    }
     net::co_spawn(ioc_, tick_loop(this), abort_on_exception);
 }
 
@@ -345,9 +408,46 @@ net::awaitable<void> ConsulTestServer::accept_loop(ConsulTestServer* self) {
     }
 }
 
+net::awaitable<void> ConsulTestServer::https_accept_loop(ConsulTestServer* self) {
+    for (;;) {
+        auto [ec, socket] = co_await self->https_acceptor_.async_accept(kTuple);
+        if (ec) {
+            if (ec == net::error::operation_aborted) {
+                co_return;
+            }
+            continue;
+        }
+        net::co_spawn(
+            self->ioc_, serve_tls_connection(self, std::move(socket)), abort_on_exception);
+    }
+}
+
 net::awaitable<void> ConsulTestServer::serve_connection(ConsulTestServer* self,
                                                         tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
+    co_await serve_http(self, stream);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+net::awaitable<void> ConsulTestServer::serve_tls_connection(ConsulTestServer* self,
+                                                            tcp::socket socket) {
+    net::ssl::stream<beast::tcp_stream> stream(std::move(socket), *self->tls_context_);
+    stream.next_layer().expires_after(10s);
+    auto [hec] = co_await stream.async_handshake(net::ssl::stream_base::server, kTuple);
+    stream.next_layer().expires_never();
+    if (!hec) {
+        co_await serve_http(self, stream);
+        stream.next_layer().expires_after(2s);
+        auto [sec] = co_await stream.async_shutdown(kTuple);
+        (void)sec;
+    }
+    beast::error_code ignored;
+    stream.next_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+template <class Stream>
+net::awaitable<void> ConsulTestServer::serve_http(ConsulTestServer* self, Stream& stream) {
     beast::flat_buffer buffer;
     for (;;) {
         http::request_parser<http::string_body> parser;
@@ -384,8 +484,6 @@ net::awaitable<void> ConsulTestServer::serve_connection(ConsulTestServer* self,
             break;
         }
     }
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
 net::awaitable<void> ConsulTestServer::tick_loop(ConsulTestServer* self) {

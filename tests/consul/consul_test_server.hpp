@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -44,6 +45,14 @@ struct ServerOptions {
     bool acl_default_allow = true;
     std::string acl_master_token;
     std::uint64_t initial_index = 10;
+    // §13.50: optional HTTPS listener (same handlers) when https_listen_host is set.
+    std::string https_listen_host;
+    std::uint16_t https_listen_port = 0;
+    std::string https_port_file;
+    std::string tls_cert;  // PEM certificate chain of the server
+    std::string tls_key;   // PEM private key
+    std::string tls_ca;    // PEM CA bundle for client certificates
+    bool tls_verify_incoming = false;  // require a client certificate signed by tls_ca
 };
 
 // Parses the command line; returns an error text on bad usage.
@@ -62,6 +71,8 @@ public:
 
     // Binds the listener; returns the bound endpoint. Throws on failure (start-up edge).
     boost::asio::ip::tcp::endpoint bind();
+    // Binds the HTTPS listener when configured (loads the certificate files); throws on failure.
+    std::optional<boost::asio::ip::tcp::endpoint> bind_https();
     // Spawns the accept loop and the housekeeping tick.
     void start();
 
@@ -166,6 +177,12 @@ private:
     static boost::asio::awaitable<void> accept_loop(ConsulTestServer* self);
     static boost::asio::awaitable<void> serve_connection(ConsulTestServer* self,
                                                          boost::asio::ip::tcp::socket socket);
+    static boost::asio::awaitable<void> https_accept_loop(ConsulTestServer* self);
+    static boost::asio::awaitable<void> serve_tls_connection(ConsulTestServer* self,
+                                                             boost::asio::ip::tcp::socket socket);
+    // The HTTP request loop over a plain or TLS stream.
+    template <class Stream>
+    static boost::asio::awaitable<void> serve_http(ConsulTestServer* self, Stream& stream);
     static boost::asio::awaitable<void> tick_loop(ConsulTestServer* self);
     static boost::asio::awaitable<void> run_check(ConsulTestServer* self,
                                                   std::string check_id,
@@ -243,6 +260,8 @@ private:
     boost::asio::io_context& ioc_;
     ServerOptions opts_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::ip::tcp::acceptor https_acceptor_;
+    std::unique_ptr<boost::asio::ssl::context> tls_context_;
     std::mt19937_64 rng_;
 
     std::uint64_t raft_index_;

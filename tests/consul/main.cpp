@@ -19,6 +19,8 @@ constexpr const char* kUsage =
     "         [--session-ttl-min DUR] [--deregister-critical-min DUR] [--reaper-interval DUR]\n"
     "         [--wait-scale FACTOR] [--rpc-error-prefix-hops N] [--initial-index N]\n"
     "         [--acl-default-policy allow|deny] [--acl-master-token TOKEN]\n"
+    "         [--https-listen HOST:PORT] [--https-port-file PATH]\n"
+    "         [--tls-cert PEM] [--tls-key PEM] [--tls-ca PEM] [--tls-verify-incoming]\n"
     "Test-only control endpoints (not Consul): see tests/consul/README.md.\n";
 
 bool write_port_file(const std::string& path, unsigned short port) {
@@ -54,15 +56,29 @@ int main(int argc, char** argv) {
         boost::asio::io_context ioc{1};
         ConsulTestServer server(ioc, options);
         auto ep = server.bind();
+        auto https_ep = server.bind_https();
         server.start();
         boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
         signals.async_wait([&ioc](const boost::system::error_code&, int) { ioc.stop(); });
+        // The HTTPS port file first: whoever sees the HTTP one finds it there.
+        if (https_ep && !options.https_port_file.empty() &&
+            !write_port_file(options.https_port_file, https_ep->port())) {
+            std::fprintf(stderr,
+                         "pgw-consul-test-server: cannot write %s\n",
+                         options.https_port_file.c_str());
+            return 1;
+        }
         if (!options.port_file.empty() && !write_port_file(options.port_file, ep.port())) {
             std::fprintf(
                 stderr, "pgw-consul-test-server: cannot write %s\n", options.port_file.c_str());
             return 1;
         }
         std::printf("listening %s:%u\n", ep.address().to_string().c_str(), ep.port());
+        if (https_ep) {
+            std::printf("listening-https %s:%u\n",
+                        https_ep->address().to_string().c_str(),
+                        https_ep->port());
+        }
         std::fflush(stdout);
         ioc.run();
     } catch (const std::exception& e) {

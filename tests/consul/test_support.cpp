@@ -210,6 +210,7 @@ ConsulServerProcess::ConsulServerProcess(std::vector<std::string> extra_args) {
         line.append(buf, static_cast<std::size_t>(n));
     }
     close(fds[0]);
+    line = line.substr(0, line.find('\n'));  // later lines (e.g. listening-https) are not ours
     auto colon = line.rfind(':');
     if (line.rfind("listening ", 0) != 0 || colon == std::string::npos) {
         stop();

@@ -49,6 +49,18 @@ ConsulServer::ConsulServer(ConsulOptions options) : options_(std::move(options))
             argv.insert(argv.end(),
                         {"--acl-default-policy", "deny", "--acl-master-token", options_.acl_master_token});
         }
+        const std::string https_port_file = dir_.file("https-port");
+        if (!options_.tls_cert.empty()) {
+            argv.insert(argv.end(),
+                        {"--https-listen", "127.0.0.1:0", "--https-port-file", https_port_file,
+                         "--tls-cert", options_.tls_cert, "--tls-key", options_.tls_key});
+            if (!options_.tls_ca.empty()) {
+                argv.insert(argv.end(), {"--tls-ca", options_.tls_ca});
+            }
+            if (options_.tls_verify_incoming) {
+                argv.emplace_back("--tls-verify-incoming");
+            }
+        }
         argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
         process_ = Process::spawn(argv, popts);
         if (!wait_until(
@@ -64,6 +76,24 @@ ConsulServer::ConsulServer(ConsulOptions options) : options_(std::move(options))
                 options_.start_timeout)) {
             process_.stop();
             throw std::runtime_error("consul test server did not start; see " + log_file_);
+        }
+        if (!options_.tls_cert.empty()) {
+            // The server writes it before the HTTP port file.
+            const bool https_up = wait_until(
+                [&] {
+                    std::ifstream in(https_port_file);
+                    unsigned p = 0;
+                    if (in >> p && p > 0) {
+                        https_port_ = static_cast<unsigned short>(p);
+                        return true;
+                    }
+                    return false;
+                },
+                options_.start_timeout);
+            if (!https_up) {
+                process_.stop();
+                throw std::runtime_error("consul test server has no HTTPS port; see " + log_file_);
+            }
         }
     } else {
         port_ = free_port();

@@ -19,6 +19,12 @@ struct ConsulOptions {
     std::string session_ttl_min = "10s";
     std::string acl_master_token;  // non-empty: ACLs on with default policy deny
     std::vector<std::string> extra_args;
+    // Test server only (§13.50): with tls_cert + tls_key an HTTPS listener is opened too (see
+    // https_port()); tls_verify_incoming requires client certificates signed by tls_ca.
+    std::string tls_cert;
+    std::string tls_key;
+    std::string tls_ca;
+    bool tls_verify_incoming = false;
     std::chrono::milliseconds start_timeout = std::chrono::seconds(30);
 };
 
@@ -30,6 +36,7 @@ public:
     ConsulServer& operator=(const ConsulServer&) = delete;
 
     unsigned short port() const { return port_; }
+    unsigned short https_port() const { return https_port_; }  // 0 without an HTTPS listener
     std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
     int pid() const { return process_.pid(); }
     ConsulKind kind() const { return options_.kind; }
@@ -44,6 +51,7 @@ private:
     ConsulOptions options_;
     TempDir dir_;
     unsigned short port_ = 0;
+    unsigned short https_port_ = 0;
     std::string log_file_;
     Process process_;
 };

@@ -137,14 +137,34 @@ std::string consul_service_name(const std::string& scope) {
     return out;
 }
 
+namespace {
+
+// Patroni's consul TLS options: scheme https (or an https:// url), verify, cacert, cert, key.
+TlsOptions tls_options(const core::ConsulSettings& s) {
+    TlsOptions tls;
+    std::string scheme = s.scheme;
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) {
+        return static_cast<char>(std::tolower(c));
+    });
+    tls.enabled = scheme == "https";
+    tls.verify = s.verify;
+    tls.cacert = s.cacert;
+    tls.cert = s.cert;
+    tls.key = s.key;
+    tls.server_name = s.host;
+    return tls;
+}
+
+}  // namespace
+
 struct ConsulDcs::State {
     State(net::any_io_executor ex, core::ConsulSettings s, std::string ns, std::string sc, std::string name)
         : executor(ex),
           settings(std::move(s)),
           scope(std::move(sc)),
           member_name(std::move(name)),
-          client(ex, settings.host, static_cast<unsigned short>(settings.port)),
-          watch_client(ex, settings.host, static_cast<unsigned short>(settings.port)),
+          client(ex, settings.host, static_cast<unsigned short>(settings.port), tls_options(settings)),
+          watch_client(ex, settings.host, static_cast<unsigned short>(settings.port), tls_options(settings)),
           backoff_timer(ex) {
         std::string base = ns.empty() ? "/service/" : ns;
         while (!base.empty() && base.front() == '/') {

@@ -4,6 +4,7 @@
 // registration done from touch_member. The scenarios every backend must pass are in
 // dcs_contract_test.cpp.
 #include "dcs_backends.hpp"
+#include "support/test_certs.hpp"
 
 #include <netinet/in.h>
 #include <poll.h>
@@ -490,4 +491,95 @@ TEST_CASE("after a restart, state stopped deregisters the instance the previous 
     REQUIRE(run(io, after->touch_member(stopped.dump())).has_value());
     CHECK_FALSE(agent_services(consul()).contains(id));
     run(io, after->close_session());
+}
+
+// Patroni's consul TLS options against the test server's HTTPS listener (§13.50), with
+// certificates made at test time by the openssl CLI.
+TEST_CASE("scheme https with cacert talks TLS and a wrong CA is an error not an empty cluster",
+          "[consul][tls]") {
+    pgwarden::testing::TempDir dir("pgw-consul-tls");
+    const auto certs = pgwarden::testing::make_test_certs(dir.path());
+    auto opts = consul_test_server_options("1s");
+    opts.tls_cert = certs.server_cert;
+    opts.tls_key = certs.server_key;
+    ConsulBackend server(opts);
+    REQUIRE(server.server().https_port() > 0);
+    net::io_context io;
+    const auto scope = unique_scope("tls");
+    auto tls = server.settings();
+    tls.scheme = "https";
+    tls.port = server.server().https_port();
+    tls.cacert = certs.ca;
+
+    SECTION("the right CA") {
+        auto d = server.make_consul(io, scope, "node1", kFast, tls);
+        auto c = run(io, d->get_cluster());
+        REQUIRE(c.has_value());
+        CHECK_FALSE(c->leader);
+        REQUIRE(*run(io, d->attempt_to_acquire_leader()));
+        auto after = cluster_of(io, *d);
+        REQUIRE(after.leader);
+        CHECK(after.leader->name == "node1");
+        CHECK(server.read_key(scope, "leader"));  // the same store, seen over plain HTTP
+    }
+
+    SECTION("verify with a CA that did not sign the server's certificate") {
+        tls.cacert = certs.wrong_ca;
+        auto d = server.make_consul(io, scope, "node1", kFast, tls);
+        auto c = run(io, d->get_cluster());
+        REQUIRE_FALSE(c.has_value());
+        CHECK((c.error() == Errc::Unavailable || c.error() == Errc::Timeout));
+        auto w = run(io, d->attempt_to_acquire_leader());
+        REQUIRE_FALSE(w.has_value());
+    }
+
+    SECTION("verify false accepts any certificate") {
+        tls.cacert = certs.wrong_ca;
+        tls.verify = false;
+        auto d = server.make_consul(io, scope, "node1", kFast, tls);
+        auto c = run(io, d->get_cluster());
+        REQUIRE(c.has_value());
+    }
+
+    SECTION("plain HTTP to the HTTPS port is an error") {
+        tls.scheme = "http";
+        auto d = server.make_consul(io, scope, "node1", kFast, tls);
+        auto c = run(io, d->get_cluster());
+        REQUIRE_FALSE(c.has_value());
+    }
+}
+
+TEST_CASE("cert and key present a client certificate to a server verifying incoming TLS",
+          "[consul][tls]") {
+    pgwarden::testing::TempDir dir("pgw-consul-tls");
+    const auto certs = pgwarden::testing::make_test_certs(dir.path());
+    auto opts = consul_test_server_options("1s");
+    opts.tls_cert = certs.server_cert;
+    opts.tls_key = certs.server_key;
+    opts.tls_ca = certs.ca;
+    opts.tls_verify_incoming = true;
+    ConsulBackend server(opts);
+    net::io_context io;
+    const auto scope = unique_scope("mtls");
+    auto tls = server.settings();
+    tls.scheme = "https";
+    tls.port = server.server().https_port();
+    tls.cacert = certs.ca;
+
+    SECTION("without a client certificate") {
+        auto d = server.make_consul(io, scope, "node1", kFast, tls);
+        auto c = run(io, d->get_cluster());
+        REQUIRE_FALSE(c.has_value());
+        CHECK((c.error() == Errc::Unavailable || c.error() == Errc::Timeout));
+    }
+
+    SECTION("with the client certificate") {
+        tls.cert = certs.client_cert;
+        tls.key = certs.client_key;
+        auto d = server.make_consul(io, scope, "node1", kFast, tls);
+        REQUIRE(*run(io, d->attempt_to_acquire_leader()));
+        auto c = cluster_of(io, *d);
+        REQUIRE(c.leader);
+        CHECK(c.leader->name == "node1");
+    }
 }
