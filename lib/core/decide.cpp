@@ -6,6 +6,8 @@
 namespace pgwarden::core {
 namespace {
 
+constexpr std::int64_t kDivergenceCheckAfterMs = 15000;
+
 Action act(ActionKind kind, std::string target = {}) {
     Action a;
     a.kind = kind;
@@ -75,6 +77,12 @@ const Member* member_on_later_timeline(const Snapshot& s) {
 // history switch point (for example a former primary that wrote its shutdown checkpoint after
 // the new leader's promotion point). Patroni's rewind check on a running replica.
 std::optional<std::string> diverged_from(const Snapshot& s, const Member* leader) {
+    // A replica between two connection attempts (wal_retrieve_retry_interval is 5 s) or still
+    // reporting the timeline of its last restartpoint is not diverged: only one that has not
+    // streamed for a while is checked.
+    if (s.local.replica_not_streaming_ms < kDivergenceCheckAfterMs) {
+        return std::nullopt;
+    }
     if (!s.use_pg_rewind || leader == nullptr || !leader->timeline || !s.pg.query ||
         !s.pg.query->in_recovery || s.pg.query->replication_state == std::optional<std::string>("streaming") ||
         leader->state != "running" || leader->role != "primary" ||

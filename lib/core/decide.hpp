@@ -62,6 +62,8 @@ struct LocalState {
     std::optional<std::string> following;
     std::optional<std::string> rewind_failed;  // why the last pg_rewind failed
     bool replica_start_failed = false;         // the last start as a replica did not come up
+    // How long a running replica has not been streaming (0 = streaming or not a replica).
+    std::int64_t replica_not_streaming_ms = 0;
 };
 
 struct Snapshot {

@@ -246,6 +246,8 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     std::optional<std::string> following_;  // leader our primary_conninfo points at
     std::optional<std::string> rewind_failed_;
     bool replica_start_failed_ = false;
+    std::string rewind_failed_leader_;
+    std::optional<core::MonoMs> not_streaming_since_;
     std::string written_signature_;  // parameters/pg_hba/pg_ident we last wrote
     bool checkpoint_pending_ = false;  // promoted, post-promote CHECKPOINT not done yet
     std::optional<rest::RestartRequest> scheduled_restart_;
@@ -337,6 +339,12 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         s.local.following = following_;
         s.local.rewind_failed = rewind_failed_;
         s.local.replica_start_failed = replica_start_failed_;
+        s.local.replica_not_streaming_ms = not_streaming_since_ ? now() - *not_streaming_since_ : 0;
+        // A rewind failure counts against the leader it was tried from only.
+        if (rewind_failed_ && (!cluster_ || !cluster_->is_locked() ||
+                               cluster_->leader->name != rewind_failed_leader_)) {
+            s.local.rewind_failed.reset();
+        }
         s.use_pg_rewind = use_pg_rewind();
         s.now_epoch_ms = epoch_ms();
         if (cluster_ && cluster_->failover && cluster_->failover->scheduled_at) {
@@ -893,7 +901,14 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         spdlog::info("running pg_rewind from {} ({}:{})", leader, addr->first, addr->second);
         if (auto err = co_await pg_.rewind_from(addr->first, addr->second)) {
             spdlog::error("pg_rewind from {} failed: {}", leader, err->message);
-            rewind_failed_ = err->message.substr(0, 300);
+            // An unreachable source is retried (the leader may be going away); anything else is
+            // a verdict on this data directory against this leader.
+            if (err->message.find("could not connect") == std::string::npos &&
+                err->message.find("Connection refused") == std::string::npos &&
+                err->message.find("timeout") == std::string::npos) {
+                rewind_failed_ = err->message.substr(0, 300);
+                rewind_failed_leader_ = leader;
+            }
             co_return;
         }
         rewind_failed_.reset();
@@ -1053,6 +1068,14 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
 
     net::awaitable<void> cycle() {
         co_await observe();
+        if (pg_obs_.query && pg_obs_.query->in_recovery &&
+            pg_obs_.query->replication_state != std::optional<std::string>("streaming")) {
+            if (!not_streaming_since_) {
+                not_streaming_since_ = now();
+            }
+        } else {
+            not_streaming_since_.reset();
+        }
         if (pg_obs_.query && !action_) {
             // What PostgreSQL says wins over what we believed, except mid-promotion.
             if (!pg_obs_.query->in_recovery) {

@@ -485,6 +485,11 @@ TEST_CASE("decide: a running replica that forked off before the leader's switch 
     auto s = snapshot(c, pg, Role::Replica);
     s.local.following = "node2";
     s.use_pg_rewind = true;
+    s.local.replica_not_streaming_ms = 20000;
+    SECTION("not streaming only briefly (reconnecting): no rewind") {
+        s.local.replica_not_streaming_ms = 6000;
+        CHECK(decide(s).actions.empty());
+    }
     SECTION("replayed past the switch point: rewind") {
         auto plan = decide(s);
         REQUIRE(kinds(plan) == std::vector{ActionKind::Rewind});
