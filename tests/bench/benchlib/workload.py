@@ -1,0 +1,179 @@
+"""The load and the observers: a writer (one INSERT every 20 ms through a multi-host libpq
+connection, target_session_attrs=read-write), a monitor (every node's /primary every 100 ms,
+counting split-brain observations), and a watcher of the leader key in etcd."""
+import threading
+import time
+
+import psycopg2
+
+from .cluster import SU_PASSWORD, rest, _Conn
+
+TABLE = "bench_writes"
+
+
+class Writer:
+    def __init__(self, nodes, pacing=0.020):
+        hosts = ",".join("127.0.0.1" for _ in nodes)
+        ports = ",".join(str(n.pg) for n in nodes)
+        self.dsn = (f"host={hosts} port={ports} user=postgres password={SU_PASSWORD} "
+                    f"dbname=postgres target_session_attrs=read-write connect_timeout=2 "
+                    f"options='-c statement_timeout=2000'")
+        self.pacing = pacing
+        self.lock = threading.Lock()
+        self.acks = []  # (id, t_ack, port, t_connection_opened)
+        self.next_id = 1
+        self.errors = 0
+        self.last_error = ""
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="writer", daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(10)
+
+    def _run(self):
+        conn, opened, port = None, 0.0, 0
+        nxt = time.monotonic()
+        while not self._stop.is_set():
+            nxt += self.pacing
+            try:
+                if conn is None:
+                    conn = psycopg2.connect(self.dsn)
+                    conn.autocommit = True
+                    opened = time.monotonic()
+                    port = int(conn.info.port)
+                with self.lock:
+                    wid = self.next_id
+                    self.next_id += 1
+                with conn.cursor() as cur:
+                    cur.execute(f"INSERT INTO {TABLE}(id) VALUES (%s)", (wid,))
+                t = time.monotonic()
+                with self.lock:
+                    self.acks.append((wid, t, port, opened))
+            except psycopg2.Error as e:
+                with self.lock:
+                    self.errors += 1
+                    self.last_error = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+                try:
+                    if conn is not None:
+                        conn.close()
+                except psycopg2.Error:
+                    pass
+                conn = None
+            delay = nxt - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                nxt = time.monotonic()
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg2.Error:
+                pass
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.acks)
+
+    def first_ack_after(self, t, port=None, not_port=None, new_connection=True):
+        for wid, ta, p, opened in self.snapshot():
+            if ta <= t or (new_connection and opened <= t):
+                continue
+            if port is not None and p != port:
+                continue
+            if not_port is not None and p == not_port:
+                continue
+            return ta
+        return None
+
+    def longest_gap(self, t0, t1):
+        """Longest interval between consecutive acks overlapping [t0, t1]."""
+        times = [a[1] for a in self.snapshot()]
+        best, prev = 0.0, None
+        for ta in times:
+            if prev is not None and ta >= t0 and prev <= t1:
+                best = max(best, ta - prev)
+            prev = ta
+        return best
+
+    def acked_ids_between(self, t0, t1):
+        return [a[0] for a in self.snapshot() if t0 <= a[1] <= t1]
+
+
+class Monitor:
+    """Every 100 ms: /primary on every node; an observation of split brain = a round in which
+    two or more nodes answered 200."""
+
+    def __init__(self, nodes, interval=0.1):
+        self.nodes = nodes
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.rounds = 0
+        self.split = []  # (t, [names])
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="monitor", daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(10)
+
+    def _run(self):
+        nxt = time.monotonic()
+        while not self._stop.is_set():
+            nxt += self.interval
+            up = [n.name for n in self.nodes
+                  if rest(n.api, "GET", "/primary", timeout=0.5)[0] == 200]
+            with self.lock:
+                self.rounds += 1
+                if len(up) > 1:
+                    self.split.append((time.monotonic(), up))
+            d = nxt - time.monotonic()
+            if d > 0:
+                self._stop.wait(d)
+            else:
+                nxt = time.monotonic()
+
+    def split_between(self, t0, t1):
+        with self.lock:
+            return [s for s in self.split if t0 <= s[0] <= t1]
+
+
+class LeaderWatch:
+    """Polls the leader key in etcd every 10 ms (directly, not through the counting proxy) and
+    records when the key of `old_value` disappears or changes (= its lease expired or it was
+    deleted), and when a new value appears."""
+
+    def __init__(self, etcd, key, old_value, interval=0.010):
+        self.etcd, self.key, self.old = etcd, key, old_value
+        self.interval = interval
+        self.gone_at = None
+        self.new_at = None
+        self.new_value = None
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="leader-watch", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        conn = _Conn(self.etcd.port)
+        while not self._stop.is_set():
+            try:
+                kv = self.etcd.get_key(self.key, conn)
+                t = time.monotonic()
+                if (kv is None or kv[0] != self.old) and self.gone_at is None:
+                    self.gone_at = t
+                if kv is not None and kv[0] != self.old and self.new_at is None:
+                    self.new_at, self.new_value = t, kv[0]
+                    return
+            except Exception:
+                pass
+            self._stop.wait(self.interval)
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(5)
