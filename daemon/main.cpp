@@ -1,4 +1,13 @@
 // pgwarden: one HA supervisor per PostgreSQL node. Wiring only: flags, config, signals, backends.
+#include "config/load.hpp"
+#include "config/validate.hpp"
+#include "dcs/consul/consul_dcs.hpp"
+#include "dcs/etcd3/etcd3_dcs.hpp"
+#include "pg/postgres.hpp"
+#include "runtime/ha_loop.hpp"
+#include "runtime/rest/api_actions.hpp"
+#include "runtime/rest/server.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -12,15 +21,6 @@
 #include <iostream>
 #include <memory>
 #include <string>
-
-#include "config/load.hpp"
-#include "config/validate.hpp"
-#include "dcs/consul/consul_dcs.hpp"
-#include "dcs/etcd3/etcd3_dcs.hpp"
-#include "pg/postgres.hpp"
-#include "runtime/ha_loop.hpp"
-#include "runtime/rest/api_actions.hpp"
-#include "runtime/rest/server.hpp"
 
 namespace net = boost::asio;
 using namespace pgwarden;
@@ -59,14 +59,20 @@ void setup_logging(const std::string& level) {
     spdlog::set_level(spdlog::level::from_str(l));
 }
 
-net::awaitable<void> run_ttl_check(dcs::ConsulDcs* consul, int ttl, std::string* message, bool* refused) {
+net::awaitable<void> run_ttl_check(dcs::ConsulDcs* consul,
+                                   int ttl,
+                                   std::string* message,
+                                   bool* refused) {
     auto r = co_await consul->check_ttl(ttl, message);
     *refused = !r && r.error() == dcs::make_error_code(dcs::Errc::BadRequest);
 }
 
 // A ttl that Consul cannot honour is refused at start (an unreachable agent is not: the HA loop
 // keeps trying, and never reads "unreachable" as "no leader").
-bool check_consul_ttl(net::io_context& ioc, dcs::ConsulDcs& consul, int ttl, const std::string& path) {
+bool check_consul_ttl(net::io_context& ioc,
+                      dcs::ConsulDcs& consul,
+                      int ttl,
+                      const std::string& path) {
     std::string message;
     bool refused = false;
     net::co_spawn(ioc, run_ttl_check(&consul, ttl, &message, &refused), [](std::exception_ptr) {});
@@ -97,18 +103,22 @@ int run_daemon(const std::string& path) {
     // operator configured for TLS. (Consul's scheme https, verify, cacert, cert, key are.)
     const auto& etcd = settings.dcs.etcd3;
     if (settings.dcs.kind == core::DcsKind::Etcd3 &&
-        (etcd.protocol == "https" || !etcd.cacert.empty() || !etcd.cert.empty() || !etcd.key.empty())) {
-        spdlog::error("{}: TLS to the DCS (etcd3.protocol https, cacert, cert, key) is not supported "
-                      "by this pgwarden version for etcd3; refusing to start",
-                      path);
+        (etcd.protocol == "https" || !etcd.cacert.empty() || !etcd.cert.empty() ||
+         !etcd.key.empty())) {
+        spdlog::error(
+            "{}: TLS to the DCS (etcd3.protocol https, cacert, cert, key) is not supported "
+            "by this pgwarden version for etcd3; refusing to start",
+            path);
         return runtime::kExitBadConfig;
     }
     const auto& consul = settings.dcs.consul;
     if (settings.dcs.kind == core::DcsKind::Consul && consul.scheme != "https" &&
         (!consul.cacert.empty() || !consul.cert.empty() || !consul.key.empty())) {
-        spdlog::warn("{}: consul.cacert/cert/key are set but consul.scheme is {}: they are ignored "
-                     "(use scheme https or an https:// url for TLS)",
-                     path, consul.scheme);
+        spdlog::warn(
+            "{}: consul.cacert/cert/key are set but consul.scheme is {}: they are ignored "
+            "(use scheme https or an https:// url for TLS)",
+            path,
+            consul.scheme);
     }
 
     net::io_context ioc{1};

@@ -25,8 +25,8 @@ struct Member {
     int failover_priority = 1;
     bool clonefrom = false;
     bool checkpoint_after_promote_pending = false;  // new leader has not checkpointed yet
-    std::int64_t version = 0;  // etcd mod_revision / Consul ModifyIndex
-    std::string owner;         // etcd lease id / Consul session the key is tied to
+    std::int64_t version = 0;                       // etcd mod_revision / Consul ModifyIndex
+    std::string owner;  // etcd lease id / Consul session the key is tied to
 };
 
 struct LeaderKey {
@@ -54,8 +54,8 @@ struct HistoryLine {
 // What another member's REST API (GET <api_url>, i.e. /patroni) said in the leader race.
 struct MemberProbe {
     std::string name;
-    bool reachable = false;  // answered 200 with a usable body within the deadline
-    bool is_primary = false; // role primary / not in recovery
+    bool reachable = false;         // answered 200 with a usable body within the deadline
+    bool is_primary = false;        // role primary / not in recovery
     std::int64_t wal_position = 0;  // primary: xlog.location; replica: max(received, replayed)
     int timeline = 0;
     bool nofailover = false;
@@ -65,7 +65,7 @@ struct MemberProbe {
 };
 
 struct Cluster {
-    std::optional<std::string> initialize;  // sysid; "" while bootstrap is in progress
+    std::optional<std::string> initialize;   // sysid; "" while bootstrap is in progress
     std::optional<std::string> config_json;  // the `config` key as stored
     std::int64_t config_version = 0;
     std::optional<LeaderKey> leader;

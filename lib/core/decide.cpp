@@ -33,7 +33,9 @@ bool was_primary(const PgObservation& pg) {
            pg.cluster_state == "in crash recovery";
 }
 
-bool nofailover(const Snapshot& s) { return s.tags.nofailover || s.tags.failover_priority <= 0; }
+bool nofailover(const Snapshot& s) {
+    return s.tags.nofailover || s.tags.failover_priority <= 0;
+}
 
 // Our WAL position as Patroni compares it: primary flush LSN, replica max(received, replayed).
 std::int64_t my_wal_position(const PgObservation& pg) {
@@ -84,7 +86,8 @@ std::optional<std::string> diverged_from(const Snapshot& s, const Member* leader
         return std::nullopt;
     }
     if (!s.use_pg_rewind || leader == nullptr || !leader->timeline || !s.pg.query ||
-        !s.pg.query->in_recovery || s.pg.query->replication_state == std::optional<std::string>("streaming") ||
+        !s.pg.query->in_recovery ||
+        s.pg.query->replication_state == std::optional<std::string>("streaming") ||
         leader->state != "running" || leader->role != "primary" ||
         leader->checkpoint_after_promote_pending) {
         return std::nullopt;
@@ -106,7 +109,9 @@ std::optional<std::string> diverged_from(const Snapshot& s, const Member* leader
 Plan decide_without_dcs(const Snapshot& s, bool running_as_primary) {
     if (running_as_primary) {
         if (s.dynamic.pause) {
-            return {s.local.role, {}, "DCS is not accessible; cluster is paused, leaving postgresql running"};
+            return {s.local.role,
+                    {},
+                    "DCS is not accessible; cluster is paused, leaving postgresql running"};
         }
         return {Role::Demoted,
                 {demote(StopKind::Fast, false)},
@@ -134,7 +139,8 @@ Plan decide_without_data(const Snapshot& s) {
                     {},
                     "waiting for leader to bootstrap: tagged nofailover, so not bootstrapping"};
         }
-        return {Role::Uninitialized, {act(ActionKind::Bootstrap)}, "trying to bootstrap a new cluster"};
+        return {
+            Role::Uninitialized, {act(ActionKind::Bootstrap)}, "trying to bootstrap a new cluster"};
     }
     if (!c.is_locked()) {
         return {Role::Uninitialized, {}, "waiting for leader to bootstrap"};
@@ -221,7 +227,9 @@ Plan decide_leader_race(const Snapshot& s) {
     if (c.failover && c.failover->member && !c.failover->member->empty()) {
         const std::string& candidate = *c.failover->member;
         if (candidate == s.name) {
-            return {Role::Promoted, take, "manual failover: acquiring the leader lock as the candidate"};
+            return {Role::Promoted,
+                    take,
+                    "manual failover: acquiring the leader lock as the candidate"};
         }
         if (c.member(candidate) != nullptr) {
             if (!s.probes) {
@@ -286,10 +294,13 @@ std::optional<Plan> decide_manual_failover_as_leader(const Snapshot& s) {
     const FailoverKey& f = *c.failover;
     std::vector<Action> clear{act(ActionKind::UpdateLock), act(ActionKind::ClearFailover)};
     if (f.leader && !f.leader->empty() && *f.leader != s.name) {
-        return Plan{Role::Primary, clear, "manual failover: leader name does not match, clearing the request"};
+        return Plan{Role::Primary,
+                    clear,
+                    "manual failover: leader name does not match, clearing the request"};
     }
     if (s.failover_schedule_invalid) {
-        return Plan{Role::Primary, clear, "manual failover: unparsable scheduled_at, clearing the request"};
+        return Plan{
+            Role::Primary, clear, "manual failover: unparsable scheduled_at, clearing the request"};
     }
     if (s.failover_scheduled_at_ms) {
         const std::int64_t at = *s.failover_scheduled_at_ms;
@@ -297,19 +308,25 @@ std::optional<Plan> decide_manual_failover_as_leader(const Snapshot& s) {
         if (s.now_epoch_ms < at) {
             return Plan{Role::Primary,
                         {act(ActionKind::UpdateLock)},
-                        "no action. I am (" + s.name + "), the leader with the lock; a switchover is "
-                        "scheduled at " + *f.scheduled_at};
+                        "no action. I am (" + s.name +
+                            "), the leader with the lock; a switchover is "
+                            "scheduled at " +
+                            *f.scheduled_at};
         }
         if (s.now_epoch_ms > at + loop_ms * 3 / 2) {
-            return Plan{Role::Primary, clear, "manual failover: the scheduled switchover is stale, clearing it"};
+            return Plan{Role::Primary,
+                        clear,
+                        "manual failover: the scheduled switchover is stale, clearing it"};
         }
     }
     const bool has_candidate = f.member && !f.member->empty();
     if (has_candidate && *f.member == s.name) {
-        return Plan{Role::Primary, clear, "manual failover: I am already the leader, no need to failover"};
+        return Plan{
+            Role::Primary, clear, "manual failover: I am already the leader, no need to failover"};
     }
     if (has_candidate && c.member(*f.member) == nullptr) {
-        return Plan{Role::Primary, clear, "manual failover: candidate " + *f.member + " is not a member"};
+        return Plan{
+            Role::Primary, clear, "manual failover: candidate " + *f.member + " is not a member"};
     }
     if (!s.probes) {
         return probe(s, "manual failover: checking the candidates");
@@ -323,34 +340,54 @@ std::optional<Plan> decide_manual_failover_as_leader(const Snapshot& s) {
     if (!possible) {
         return Plan{Role::Primary,
                     clear,
-                    has_candidate ? "manual failover: candidate " + *f.member +
-                                        " is not healthy, failover is not possible"
-                                  : "manual failover: no healthy members found, failover is not possible"};
+                    has_candidate
+                        ? "manual failover: candidate " + *f.member +
+                              " is not healthy, failover is not possible"
+                        : "manual failover: no healthy members found, failover is not possible"};
     }
-    return Plan{Role::Demoted, {act(ActionKind::UpdateLock), demote(StopKind::Fast, true)}, "manual failover: demoting myself"};
+    return Plan{Role::Demoted,
+                {act(ActionKind::UpdateLock), demote(StopKind::Fast, true)},
+                "manual failover: demoting myself"};
 }
 
 }  // namespace
 
 std::string_view to_string(ActionKind kind) noexcept {
     switch (kind) {
-        case ActionKind::Bootstrap: return "bootstrap";
-        case ActionKind::AcquireLock: return "acquire lock";
-        case ActionKind::UpdateLock: return "update lock";
-        case ActionKind::ReleaseLock: return "release lock";
-        case ActionKind::WriteInitialize: return "write initialize";
-        case ActionKind::WriteConfig: return "write config";
-        case ActionKind::StartPrimary: return "start primary";
-        case ActionKind::Promote: return "promote";
-        case ActionKind::Demote: return "demote";
-        case ActionKind::Fatal: return "fatal";
-        case ActionKind::ProbeMembers: return "probe members";
-        case ActionKind::CreateReplica: return "create replica";
-        case ActionKind::StartReplica: return "start replica";
-        case ActionKind::Follow: return "follow";
-        case ActionKind::Rewind: return "rewind";
-        case ActionKind::Reinitialize: return "reinitialize";
-        case ActionKind::ClearFailover: return "clear failover";
+        case ActionKind::Bootstrap:
+            return "bootstrap";
+        case ActionKind::AcquireLock:
+            return "acquire lock";
+        case ActionKind::UpdateLock:
+            return "update lock";
+        case ActionKind::ReleaseLock:
+            return "release lock";
+        case ActionKind::WriteInitialize:
+            return "write initialize";
+        case ActionKind::WriteConfig:
+            return "write config";
+        case ActionKind::StartPrimary:
+            return "start primary";
+        case ActionKind::Promote:
+            return "promote";
+        case ActionKind::Demote:
+            return "demote";
+        case ActionKind::Fatal:
+            return "fatal";
+        case ActionKind::ProbeMembers:
+            return "probe members";
+        case ActionKind::CreateReplica:
+            return "create replica";
+        case ActionKind::StartReplica:
+            return "start replica";
+        case ActionKind::Follow:
+            return "follow";
+        case ActionKind::Rewind:
+            return "rewind";
+        case ActionKind::Reinitialize:
+            return "reinitialize";
+        case ActionKind::ClearFailover:
+            return "clear failover";
     }
     return "unknown";
 }
@@ -377,7 +414,8 @@ Plan decide(const Snapshot& s) {
     if (s.local.action_in_progress) {
         const std::string busy = *s.local.action_in_progress + " in progress";
         if (leader_is_me) {
-            return {s.local.role, {act(ActionKind::UpdateLock)}, busy + "; keeping the leader lock"};
+            return {
+                s.local.role, {act(ActionKind::UpdateLock)}, busy + "; keeping the leader lock"};
         }
         return {s.local.role, {}, busy};
     }
@@ -404,7 +442,8 @@ Plan decide(const Snapshot& s) {
             return decide_stopped_with_other_leader(s);
         }
         if (s.dynamic.pause) {
-            return {s.local.role, {}, "postgresql is not running; cluster is paused, not starting it"};
+            return {
+                s.local.role, {}, "postgresql is not running; cluster is paused, not starting it"};
         }
         if (const Member* m = member_on_later_timeline(s)) {
             return {s.local.role,
@@ -449,7 +488,8 @@ Plan decide(const Snapshot& s) {
                     actions,
                     "promoting self: I hold the leader lock but postgresql is in recovery"};
         }
-        return {Role::Primary, actions, "no action. I am (" + s.name + "), the leader with the lock"};
+        return {
+            Role::Primary, actions, "no action. I am (" + s.name + "), the leader with the lock"};
     }
 
     if (leader_is_other) {
@@ -474,8 +514,8 @@ Plan decide(const Snapshot& s) {
         }
         return {Role::Replica,
                 actions,
-                "no action. I am (" + s.name + "), a secondary, and following a leader (" +
-                    leader + ")"};
+                "no action. I am (" + s.name + "), a secondary, and following a leader (" + leader +
+                    ")"};
     }
 
     // The cluster has no leader.

@@ -2,14 +2,14 @@
 // The runtime observes, calls decide(), executes the plan's actions in order, and publishes.
 #pragma once
 
-#include <optional>
-#include <string>
-#include <vector>
-
 #include "core/cluster.hpp"
 #include "core/node_status.hpp"
 #include "core/pg_state.hpp"
 #include "core/settings.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace pgwarden::core {
 

@@ -2,15 +2,15 @@
 // Never mutated after publication: the runtime builds a new one and swaps a shared_ptr.
 #pragma once
 
+#include "core/cluster.hpp"
+#include "core/pg_state.hpp"
+#include "core/settings.hpp"
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include "core/cluster.hpp"
-#include "core/pg_state.hpp"
-#include "core/settings.hpp"
 
 namespace pgwarden::core {
 
@@ -52,7 +52,8 @@ struct NodeStatus {
 
     // Added for the REST API (lib/runtime/rest):
     // Effective tags (configured + dynamic nosync/sync_priority, Patroni's get_effective_tags) as
-    // compact JSON values; nullopt means "same as tags.json". Published in /patroni and the member key.
+    // compact JSON values; nullopt means "same as tags.json". Published in /patroni and the member
+    // key.
     std::optional<std::map<std::string, std::string>> effective_tags_json;
     bool watchdog_failed = false;  // watchdog required but unhealthy (/patroni `watchdog_failed`)
     // Leader only: the post-promote CHECKPOINT has not completed yet (member key

@@ -16,8 +16,8 @@ struct Credentials {
 };
 
 struct RestApiSettings {
-    std::string listen = "127.0.0.1:8008";  // host:port; "" or "*" host = all interfaces
-    std::string connect_address;            // host:port published as api_url
+    std::string listen = "127.0.0.1:8008";      // host:port; "" or "*" host = all interfaces
+    std::string connect_address;                // host:port published as api_url
     std::optional<Credentials> authentication;  // restapi.authentication or legacy restapi.auth
     std::string certfile;
     std::string keyfile;
@@ -113,7 +113,7 @@ struct PostgresqlSettings {
     std::string listen = "127.0.0.1:5432";  // host[,host...]:port
     std::string connect_address;            // host:port published as conn_url
     std::string data_dir;
-    std::string bin_dir;  // "" = look up on PATH
+    std::string bin_dir;     // "" = look up on PATH
     std::string config_dir;  // "" = data_dir
     std::string pgpass = "/tmp/pgpass0";
     std::string database = "postgres";

@@ -3,6 +3,9 @@
 // a failed read is never "no leader" (DESIGN.md invariant 2).
 #pragma once
 
+#include "core/cluster.hpp"
+#include "dcs/errc.hpp"
+
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -10,9 +13,6 @@
 #include <functional>
 #include <optional>
 #include <string>
-
-#include "core/cluster.hpp"
-#include "dcs/errc.hpp"
 
 namespace pgwarden::dcs {
 
@@ -58,7 +58,8 @@ public:
     virtual Task<Result<void>> delete_member() = 0;
 
     // version = nullopt: unconditional write; otherwise compare-and-swap on that version.
-    virtual Task<Result<bool>> set_config(std::string json, std::optional<std::int64_t> version) = 0;
+    virtual Task<Result<bool>> set_config(std::string json,
+                                          std::optional<std::int64_t> version) = 0;
     virtual Task<Result<bool>> set_failover(std::string json,
                                             std::optional<std::int64_t> version) = 0;
     virtual Task<Result<bool>> set_history(std::string json) = 0;

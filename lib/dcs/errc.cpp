@@ -8,15 +8,24 @@ public:
     const char* name() const noexcept override { return "pgwarden.dcs"; }
     std::string message(int ev) const override {
         switch (static_cast<Errc>(ev)) {
-            case Errc::Ok: return "ok";
-            case Errc::Unavailable: return "DCS unavailable";
-            case Errc::Timeout: return "DCS request timed out";
-            case Errc::Unauthorized: return "DCS rejected our credentials";
-            case Errc::Forbidden: return "DCS denied permission";
-            case Errc::NotFound: return "lease or session not found";
-            case Errc::Protocol: return "unexpected DCS reply";
-            case Errc::BadRequest: return "DCS rejected the request";
-            case Errc::Cancelled: return "cancelled";
+            case Errc::Ok:
+                return "ok";
+            case Errc::Unavailable:
+                return "DCS unavailable";
+            case Errc::Timeout:
+                return "DCS request timed out";
+            case Errc::Unauthorized:
+                return "DCS rejected our credentials";
+            case Errc::Forbidden:
+                return "DCS denied permission";
+            case Errc::NotFound:
+                return "lease or session not found";
+            case Errc::Protocol:
+                return "unexpected DCS reply";
+            case Errc::BadRequest:
+                return "DCS rejected the request";
+            case Errc::Cancelled:
+                return "cancelled";
         }
         return "unknown DCS error";
     }

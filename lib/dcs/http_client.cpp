@@ -19,18 +19,17 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <map>
-#include <optional>
-#include <variant>
-
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
-#include <spdlog/spdlog.h>
+#include <optional>
+#include <variant>
 
 namespace pgwarden::dcs {
 
@@ -144,7 +143,11 @@ void HttpClient::Impl::setup_tls(TlsOptions options) {
     auto& ctx = *tls_context_;
     const auto fail = [&](const char* what, const std::string& file, const beast::error_code& err) {
         spdlog::error("https://{}:{}: cannot load {} {}: {}; requests will fail",
-                      host, port, what, file, err.message());
+                      host,
+                      port,
+                      what,
+                      file,
+                      err.message());
         tls_broken = true;
     };
     beast::error_code ec;
@@ -272,10 +275,12 @@ net::awaitable<Result<void>> connect(ImplPtr impl, ConnectionPtr conn, Clock::ti
         }
         // Logged once per reason (callers retry); repeats at debug level.
         if (reason != impl->last_tls_error) {
-            spdlog::error("https://{}:{}: TLS handshake failed: {}", impl->host, impl->port, reason);
+            spdlog::error(
+                "https://{}:{}: TLS handshake failed: {}", impl->host, impl->port, reason);
             impl->last_tls_error = reason;
         } else {
-            spdlog::debug("https://{}:{}: TLS handshake failed: {}", impl->host, impl->port, reason);
+            spdlog::debug(
+                "https://{}:{}: TLS handshake failed: {}", impl->host, impl->port, reason);
         }
         co_return Errc::Unavailable;
     }

@@ -8,9 +8,9 @@
 //   incrementally; every newline-delimited line of the body is passed to `on_line`.
 //
 // Errors: connect/read/write failures and TLS failures (handshake, certificate verification,
-// unreadable cacert/cert/key; each logged with its reason) -> Errc::Unavailable, deadline -> Errc::Timeout,
-// cancel()/destruction -> Errc::Cancelled. HTTP error statuses are NOT errors here: the caller
-// gets the status and body and decides (the DCS bodies carry the real error codes).
+// unreadable cacert/cert/key; each logged with its reason) -> Errc::Unavailable, deadline ->
+// Errc::Timeout, cancel()/destruction -> Errc::Cancelled. HTTP error statuses are NOT errors here:
+// the caller gets the status and body and decides (the DCS bodies carry the real error codes).
 //
 // Coroutines keep the client's state alive by themselves, so destroying an HttpClient while a
 // request or stream is in flight is safe (it is cancelled).

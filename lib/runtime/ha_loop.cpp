@@ -1,8 +1,18 @@
 #include "runtime/ha_loop.hpp"
 
+#include "config/dynamic.hpp"
+#include "config/pg_parameters.hpp"
+#include "core/decide.hpp"
+#include "dcs/dcs.hpp"
+#include "pg/config_files.hpp"
+#include "pg/postgres.hpp"
+#include "runtime/member_probe.hpp"
+#include "runtime/rest/api_actions.hpp"
+#include "runtime/rest/status_json.hpp"
+
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -18,16 +28,6 @@
 #include <string>
 #include <utility>
 
-#include "config/dynamic.hpp"
-#include "config/pg_parameters.hpp"
-#include "core/decide.hpp"
-#include "dcs/dcs.hpp"
-#include "pg/config_files.hpp"
-#include "pg/postgres.hpp"
-#include "runtime/member_probe.hpp"
-#include "runtime/rest/api_actions.hpp"
-#include "runtime/rest/status_json.hpp"
-
 namespace net = boost::asio;
 
 namespace pgwarden::runtime {
@@ -35,7 +35,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::int64_t epoch_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+std::int64_t epoch_seconds() {
+    return static_cast<std::int64_t>(std::time(nullptr));
+}
 
 pg::StopMode to_stop_mode(core::StopKind k) {
     return k == core::StopKind::Immediate ? pg::StopMode::Immediate : pg::StopMode::Fast;
@@ -76,7 +78,16 @@ std::optional<std::int64_t> parse_iso8601_ms(const std::string& text) {
     double sec = 0;
     char sep = 0;
     int consumed = 0;
-    if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%lf%n", &y, &mo, &d, &sep, &h, &mi, &sec, &consumed) < 7 ||
+    if (std::sscanf(text.c_str(),
+                    "%4d-%2d-%2d%c%2d:%2d:%lf%n",
+                    &y,
+                    &mo,
+                    &d,
+                    &sep,
+                    &h,
+                    &mi,
+                    &sec,
+                    &consumed) < 7 ||
         (sep != 'T' && sep != 't' && sep != ' ')) {
         return std::nullopt;
     }
@@ -86,7 +97,8 @@ std::optional<std::int64_t> parse_iso8601_ms(const std::string& text) {
         offset_min = 0;
     } else if (tz.size() >= 3 && (tz[0] == '+' || tz[0] == '-')) {
         int th = 0, tm = 0;
-        if (std::sscanf(tz.c_str() + 1, "%2d:%2d", &th, &tm) < 1 && std::sscanf(tz.c_str() + 1, "%2d%2d", &th, &tm) < 1) {
+        if (std::sscanf(tz.c_str() + 1, "%2d:%2d", &th, &tm) < 1 &&
+            std::sscanf(tz.c_str() + 1, "%2d%2d", &th, &tm) < 1) {
             return std::nullopt;
         }
         offset_min = (tz[0] == '-' ? -1 : 1) * (th * 60 + tm);
@@ -101,7 +113,8 @@ std::optional<std::int64_t> parse_iso8601_ms(const std::string& text) {
     t.tm_min = mi;
     t.tm_sec = static_cast<int>(sec);
     const std::int64_t base = static_cast<std::int64_t>(timegm(&t));
-    return (base - offset_min * 60) * 1000 + static_cast<std::int64_t>((sec - static_cast<int>(sec)) * 1000);
+    return (base - offset_min * 60) * 1000 +
+           static_cast<std::int64_t>((sec - static_cast<int>(sec)) * 1000);
 }
 
 std::string iso_now() {
@@ -153,8 +166,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             co_return std::move(*r);
         }
         net::awaitable<rest::ApiResult<bool>> write_failover(
-            std::string json,
-            std::optional<std::int64_t> version) override {
+            std::string json, std::optional<std::int64_t> version) override {
             auto r = co_await impl_->dcs_.set_failover(std::move(json), version);
             if (!r) {
                 co_return rest::ApiResult<bool>(boost::system::in_place_error, r.error());
@@ -162,8 +174,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             co_return *r;
         }
         net::awaitable<rest::ApiResult<bool>> write_config(
-            std::string json,
-            std::optional<std::int64_t> version) override {
+            std::string json, std::optional<std::int64_t> version) override {
             auto r = co_await impl_->dcs_.set_config(std::move(json), version);
             if (!r) {
                 co_return rest::ApiResult<bool>(boost::system::in_place_error, r.error());
@@ -175,7 +186,8 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         }
         void wakeup() override { impl_->wakeup(); }
         void reload() override {
-            spdlog::info("reload requested: rewriting the managed configuration and reloading postgresql");
+            spdlog::info(
+                "reload requested: rewriting the managed configuration and reloading postgresql");
             if (!impl_->action_) {
                 impl_->start_long_action("reload", core::Action{}, /*reload=*/true);
             }
@@ -248,7 +260,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     bool replica_start_failed_ = false;
     std::string rewind_failed_leader_;
     std::optional<core::MonoMs> not_streaming_since_;
-    std::string written_signature_;  // parameters/pg_hba/pg_ident we last wrote
+    std::string written_signature_;    // parameters/pg_hba/pg_ident we last wrote
     bool checkpoint_pending_ = false;  // promoted, post-promote CHECKPOINT not done yet
     std::optional<rest::RestartRequest> scheduled_restart_;
     std::vector<std::string> applied_slots_;
@@ -539,24 +551,44 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     net::awaitable<void> run_action(core::Action action) {
         auto self = shared_from_this();
         switch (action.kind) {
-            case core::ActionKind::Bootstrap: co_await self->bootstrap(); break;
-            case core::ActionKind::StartPrimary: co_await self->start_primary(); break;
-            case core::ActionKind::Promote: co_await self->promote(); break;
-            case core::ActionKind::Demote: co_await self->demote(action); break;
-            case core::ActionKind::CreateReplica: co_await self->create_replica(action.target); break;
-            case core::ActionKind::StartReplica: co_await self->start_replica(action.target); break;
-            case core::ActionKind::Follow: co_await self->follow(action.target); break;
-            case core::ActionKind::Rewind: co_await self->rewind(action.target); break;
-            case core::ActionKind::Reinitialize: co_await self->reinitialize(action.target); break;
-            default: break;
+            case core::ActionKind::Bootstrap:
+                co_await self->bootstrap();
+                break;
+            case core::ActionKind::StartPrimary:
+                co_await self->start_primary();
+                break;
+            case core::ActionKind::Promote:
+                co_await self->promote();
+                break;
+            case core::ActionKind::Demote:
+                co_await self->demote(action);
+                break;
+            case core::ActionKind::CreateReplica:
+                co_await self->create_replica(action.target);
+                break;
+            case core::ActionKind::StartReplica:
+                co_await self->start_replica(action.target);
+                break;
+            case core::ActionKind::Follow:
+                co_await self->follow(action.target);
+                break;
+            case core::ActionKind::Rewind:
+                co_await self->rewind(action.target);
+                break;
+            case core::ActionKind::Reinitialize:
+                co_await self->reinitialize(action.target);
+                break;
+            default:
+                break;
         }
     }
 
     net::awaitable<void> bootstrap() {
         auto won = co_await dcs_.initialize("", true);
         if (!won || !*won) {
-            spdlog::info("bootstrap: another node is initializing the cluster (initialize key "
-                         "exists or the DCS failed)");
+            spdlog::info(
+                "bootstrap: another node is initializing the cluster (initialize key "
+                "exists or the DCS failed)");
             co_return;
         }
         spdlog::info("bootstrap: won the initialize race, running initdb");
@@ -605,12 +637,14 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         if (got && *got) {
             lease_renewed(started);
             role_ = core::Role::Primary;
-            spdlog::info("bootstrap: cluster initialized (system identifier {}), acquired the "
-                         "leader lock",
-                         *pg_obs_.sysid);
+            spdlog::info(
+                "bootstrap: cluster initialized (system identifier {}), acquired the "
+                "leader lock",
+                *pg_obs_.sysid);
         } else {
-            spdlog::error("bootstrap: could not take the leader lock after initializing the "
-                          "cluster; the next cycle decides");
+            spdlog::error(
+                "bootstrap: could not take the leader lock after initializing the "
+                "cluster; the next cycle decides");
         }
     }
 
@@ -633,7 +667,8 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         const fs::path aside = dir.string() + "_" + std::to_string(epoch_seconds()) + ".failed";
         fs::rename(dir, aside, ec);
         if (ec) {
-            spdlog::error("could not move the data directory {} aside: {}", dir.string(), ec.message());
+            spdlog::error(
+                "could not move the data directory {} aside: {}", dir.string(), ec.message());
         } else {
             spdlog::error("moved the failed data directory aside to {}", aside.string());
         }
@@ -767,15 +802,18 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             pg_obs_ = co_await pg_.observe();
             const std::int64_t checkpoint = pg_obs_.checkpoint_lsn;
             if (auto who = co_await wait_for_candidate(checkpoint)) {
-                co_await dcs_.delete_leader(checkpoint > 0 ? std::optional<std::int64_t>(checkpoint) : lsn);
+                co_await dcs_.delete_leader(checkpoint > 0 ? std::optional<std::int64_t>(checkpoint)
+                                                           : lsn);
                 lease_lost();
-                spdlog::info("demoted: {} has received the shutdown checkpoint; released the leader lock",
-                             *who);
+                spdlog::info(
+                    "demoted: {} has received the shutdown checkpoint; released the leader lock",
+                    *who);
             } else {
-                spdlog::error("switchover: no candidate received the shutdown checkpoint {} in time; "
-                              "keeping the leader lock, clearing the request and starting as "
-                              "primary again",
-                              checkpoint);
+                spdlog::error(
+                    "switchover: no candidate received the shutdown checkpoint {} in time; "
+                    "keeping the leader lock, clearing the request and starting as "
+                    "primary again",
+                    checkpoint);
                 const auto version = cluster_ && cluster_->failover
                                          ? std::optional<std::int64_t>(cluster_->failover->version)
                                          : std::nullopt;
@@ -789,11 +827,11 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     // may take over reports WAL beyond `checkpoint`; bounded by 10 s.
     net::awaitable<std::optional<std::string>> wait_for_candidate(std::int64_t checkpoint) {
         std::vector<core::Member> candidates;
-        const std::optional<std::string> named =
-            cluster_ && cluster_->failover && cluster_->failover->member &&
-                    !cluster_->failover->member->empty()
-                ? cluster_->failover->member
-                : std::nullopt;
+        const std::optional<std::string> named = cluster_ && cluster_->failover &&
+                                                         cluster_->failover->member &&
+                                                         !cluster_->failover->member->empty()
+                                                     ? cluster_->failover->member
+                                                     : std::nullopt;
         for (const auto& m : members_to_probe()) {
             if (!named || m.name == *named) {
                 candidates.push_back(m);
@@ -832,12 +870,15 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         }
         state_override_ = core::PgState::CreatingReplica;
         publish();
-        spdlog::info("cloning from {} ({}:{}) with pg_basebackup", source, addr->first, addr->second);
-        if (auto err = co_await pg_.clone_from(addr->first, addr->second, settings_.postgresql.basebackup_args)) {
+        spdlog::info(
+            "cloning from {} ({}:{}) with pg_basebackup", source, addr->first, addr->second);
+        if (auto err = co_await pg_.clone_from(
+                addr->first, addr->second, settings_.postgresql.basebackup_args)) {
             spdlog::error("creating a replica from {} failed: {}", source, err->message);
             co_return;
         }
-        const std::string leader = cluster_ && cluster_->is_locked() ? cluster_->leader->name : source;
+        const std::string leader =
+            cluster_ && cluster_->is_locked() ? cluster_->leader->name : source;
         co_await start_replica(leader);
     }
 
@@ -1012,9 +1053,10 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
                     break;
                 }
                 case core::ActionKind::ClearFailover: {
-                    const auto version = cluster_ && cluster_->failover
-                                             ? std::optional<std::int64_t>(cluster_->failover->version)
-                                             : std::nullopt;
+                    const auto version =
+                        cluster_ && cluster_->failover
+                            ? std::optional<std::int64_t>(cluster_->failover->version)
+                            : std::nullopt;
                     co_await dcs_.set_failover("{}", version);
                     break;
                 }
@@ -1035,9 +1077,9 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
                     if (!a.release_lock) {
                         lease_lost();
                     }
-                    start_long_action(a.release_lock ? "demote (graceful)"
+                    start_long_action(a.release_lock                        ? "demote (graceful)"
                                       : a.stop == core::StopKind::Immediate ? "demote (immediate)"
-                                                                           : "demote (fast)",
+                                                                            : "demote (fast)",
                                       a);
                     co_return false;
                 case core::ActionKind::CreateReplica:
@@ -1100,7 +1142,8 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             } else {
                 spdlog::debug("{}", plan.reason);
             }
-            if (plan.actions.size() == 1 && plan.actions[0].kind == core::ActionKind::ProbeMembers) {
+            if (plan.actions.size() == 1 &&
+                plan.actions[0].kind == core::ActionKind::ProbeMembers) {
                 if (probes) {
                     break;  // decide() asked twice: a bug; do nothing this cycle
                 }
@@ -1307,10 +1350,16 @@ void HaLoop::request_shutdown() {
     impl_->wakeup();
 }
 
-void HaLoop::wakeup() { impl_->wakeup(); }
+void HaLoop::wakeup() {
+    impl_->wakeup();
+}
 
-std::shared_ptr<const core::NodeStatus> HaLoop::status() const { return impl_->status_; }
+std::shared_ptr<const core::NodeStatus> HaLoop::status() const {
+    return impl_->status_;
+}
 
-rest::ApiActions& HaLoop::api_actions() { return impl_->api_; }
+rest::ApiActions& HaLoop::api_actions() {
+    return impl_->api_;
+}
 
 }  // namespace pgwarden::runtime

@@ -2,14 +2,14 @@
 // an event (leader key changed, postmaster exited, API request), and publish a NodeStatus.
 #pragma once
 
+#include "core/node_status.hpp"
+#include "core/settings.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <functional>
 #include <memory>
-
-#include "core/node_status.hpp"
-#include "core/settings.hpp"
 
 namespace pgwarden::dcs {
 class Dcs;

@@ -1,5 +1,7 @@
 #include "runtime/member_probe.hpp"
 
+#include "dcs/http_client.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -9,8 +11,6 @@
 #include <algorithm>
 #include <exception>
 #include <memory>
-
-#include "dcs/http_client.hpp"
 
 namespace net = boost::asio;
 using nlohmann::json;
@@ -31,7 +31,8 @@ bool truthy(const json& v) {
     }
     if (v.is_string()) {
         std::string s = v.get<std::string>();
-        std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+        std::transform(
+            s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
         return s == "true" || s == "on" || s == "yes" || s == "1";
     }
     if (v.is_number()) {

@@ -2,14 +2,14 @@
 // all members at once. An unreachable or unusable answer is a probe with reachable = false.
 #pragma once
 
+#include "core/cluster.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
 #include <string>
 #include <vector>
-
-#include "core/cluster.hpp"
 
 namespace pgwarden::runtime {
 

@@ -49,9 +49,9 @@ struct ServerOptions {
     std::string https_listen_host;
     std::uint16_t https_listen_port = 0;
     std::string https_port_file;
-    std::string tls_cert;  // PEM certificate chain of the server
-    std::string tls_key;   // PEM private key
-    std::string tls_ca;    // PEM CA bundle for client certificates
+    std::string tls_cert;              // PEM certificate chain of the server
+    std::string tls_key;               // PEM private key
+    std::string tls_ca;                // PEM CA bundle for client certificates
     bool tls_verify_incoming = false;  // require a client certificate signed by tls_ca
 };
 

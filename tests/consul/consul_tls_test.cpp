@@ -1,9 +1,8 @@
 // §13.50: the optional HTTPS listener (--https-listen, --tls-cert, --tls-key, --tls-ca,
 // --tls-verify-incoming). Certificates are made at test time with the openssl CLI; the TLS
 // client is curl (fork/exec, bounded).
-#include "test_support.hpp"
-
 #include "support/test_certs.hpp"
+#include "test_support.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -50,7 +49,8 @@ pgwarden::testing::CommandResult curl(const std::string& method,
                                       const std::string& url,
                                       const std::vector<std::string>& tls_args,
                                       const std::string& body = {}) {
-    std::vector<std::string> argv{"curl", "-sS", "--max-time", "10", "-X", method, "-w", "\n%{http_code}"};
+    std::vector<std::string> argv{
+        "curl", "-sS", "--max-time", "10", "-X", method, "-w", "\n%{http_code}"};
     argv.insert(argv.end(), tls_args.begin(), tls_args.end());
     if (!body.empty()) {
         argv.insert(argv.end(), {"--data-binary", body});
@@ -66,8 +66,14 @@ TEST_CASE("consul §13.50: the HTTPS listener serves the same API over TLS",
     ScratchDir dir;
     const TestCerts certs = make_test_certs(dir.path());
     const std::string port_file = dir.path() + "/https-port";
-    ConsulServerProcess server({"--https-listen", "127.0.0.1:0", "--https-port-file", port_file,
-                                "--tls-cert", certs.server_cert, "--tls-key", certs.server_key});
+    ConsulServerProcess server({"--https-listen",
+                                "127.0.0.1:0",
+                                "--https-port-file",
+                                port_file,
+                                "--tls-cert",
+                                certs.server_cert,
+                                "--tls-key",
+                                certs.server_key});
     const unsigned https = read_port(port_file);
     REQUIRE(https > 0);
     const std::string base = "https://127.0.0.1:" + std::to_string(https);
@@ -104,9 +110,17 @@ TEST_CASE("consul §13.50: --tls-verify-incoming requires a client certificate f
     ScratchDir dir;
     const TestCerts certs = make_test_certs(dir.path());
     const std::string port_file = dir.path() + "/https-port";
-    ConsulServerProcess server({"--https-listen", "127.0.0.1:0", "--https-port-file", port_file,
-                                "--tls-cert", certs.server_cert, "--tls-key", certs.server_key,
-                                "--tls-ca", certs.ca, "--tls-verify-incoming"});
+    ConsulServerProcess server({"--https-listen",
+                                "127.0.0.1:0",
+                                "--https-port-file",
+                                port_file,
+                                "--tls-cert",
+                                certs.server_cert,
+                                "--tls-key",
+                                certs.server_key,
+                                "--tls-ca",
+                                certs.ca,
+                                "--tls-verify-incoming"});
     const unsigned https = read_port(port_file);
     REQUIRE(https > 0);
     const std::string url = "https://127.0.0.1:" + std::to_string(https) + "/v1/status/leader";

@@ -515,8 +515,9 @@ std::string Cluster::describe() const {
         out << ", postmaster " << (postmaster(i) ? "running" : "not running") << "\n    log "
             << n.log.string() << ": " << last_log_line(n.log) << "\n";
         // A node that is not a healthy primary or streaming replica: what PostgreSQL said last.
-        const bool healthy_node = st.is_object() && (st.value("role", "") == "primary" ||
-                                                     st.value("replication_state", "") == "streaming");
+        const bool healthy_node =
+            st.is_object() &&
+            (st.value("role", "") == "primary" || st.value("replication_state", "") == "streaming");
         if (!healthy_node) {
             std::ifstream pm_log(n.dir / "data-postmaster.log");
             std::deque<std::string> tail;

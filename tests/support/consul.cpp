@@ -1,11 +1,11 @@
 #include "support/consul.hpp"
 
+#include "support/net.hpp"
+
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 #include <unistd.h>
-
-#include "support/net.hpp"
 
 namespace pgwarden::testing {
 
@@ -18,7 +18,8 @@ bool ConsulServer::real_consul_available() {
     std::size_t start = 0;
     while (start <= p.size()) {
         const auto end = p.find(':', start);
-        const std::string dir = p.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        const std::string dir =
+            p.substr(start, end == std::string::npos ? std::string::npos : end - start);
         if (!dir.empty() && ::access((dir + "/consul").c_str(), X_OK) == 0) {
             return true;
         }
@@ -30,9 +31,12 @@ bool ConsulServer::real_consul_available() {
     return false;
 }
 
-std::string ConsulServer::test_server_path() { return PGW_CONSUL_SERVER_PATH; }
+std::string ConsulServer::test_server_path() {
+    return PGW_CONSUL_SERVER_PATH;
+}
 
-ConsulServer::ConsulServer(ConsulOptions options) : options_(std::move(options)), dir_("pgw-consul") {
+ConsulServer::ConsulServer(ConsulOptions options)
+    : options_(std::move(options)), dir_("pgw-consul") {
     log_file_ = dir_.file("consul.log");
     ProcessOptions popts;
     popts.log_file = log_file_;
@@ -46,14 +50,21 @@ ConsulServer::ConsulServer(ConsulOptions options) : options_(std::move(options))
                                       "--session-ttl-min",
                                       options_.session_ttl_min};
         if (!options_.acl_master_token.empty()) {
-            argv.insert(argv.end(),
-                        {"--acl-default-policy", "deny", "--acl-master-token", options_.acl_master_token});
+            argv.insert(
+                argv.end(),
+                {"--acl-default-policy", "deny", "--acl-master-token", options_.acl_master_token});
         }
         const std::string https_port_file = dir_.file("https-port");
         if (!options_.tls_cert.empty()) {
             argv.insert(argv.end(),
-                        {"--https-listen", "127.0.0.1:0", "--https-port-file", https_port_file,
-                         "--tls-cert", options_.tls_cert, "--tls-key", options_.tls_key});
+                        {"--https-listen",
+                         "127.0.0.1:0",
+                         "--https-port-file",
+                         https_port_file,
+                         "--tls-cert",
+                         options_.tls_cert,
+                         "--tls-key",
+                         options_.tls_key});
             if (!options_.tls_ca.empty()) {
                 argv.insert(argv.end(), {"--tls-ca", options_.tls_ca});
             }
@@ -143,7 +154,9 @@ ConsulServer::ConsulServer(ConsulOptions options) : options_(std::move(options))
     }
 }
 
-ConsulServer::~ConsulServer() { stop(); }
+ConsulServer::~ConsulServer() {
+    stop();
+}
 
 void ConsulServer::stop() {
     if (process_.pid() > 0 && process_.running()) {

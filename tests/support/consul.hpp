@@ -2,12 +2,12 @@
 // `consul` binary is on PATH — `consul agent -dev` on loopback. Both stopped by PID.
 #pragma once
 
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
 #include <chrono>
 #include <string>
 #include <vector>
-
-#include "support/process.hpp"
-#include "support/temp_dir.hpp"
 
 namespace pgwarden::testing {
 

@@ -1,11 +1,10 @@
 #include "support/temp_dir.hpp"
 
-#include <cstdio>
-#include <cstdlib>
-
 #include "support/process.hpp"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <pwd.h>

@@ -4,16 +4,15 @@
 // Also run_command(): fork/exec with a deadline, capturing stdout+stderr (used for curl).
 #pragma once
 
+#include <chrono>
 #include <fcntl.h>
+#include <fstream>
 #include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <fstream>
 #include <stdexcept>
 #include <string>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <vector>
 
 namespace pgwarden::testing {
@@ -87,7 +86,7 @@ struct TestCerts {
     std::string server_key;
     std::string client_cert;  // signed by `ca`, clientAuth
     std::string client_key;
-    std::string wrong_ca;     // an unrelated CA
+    std::string wrong_ca;  // an unrelated CA
 };
 
 // Writes the certificates into `dir` (an existing directory); throws when openssl fails.
@@ -100,18 +99,54 @@ inline TestCerts make_test_certs(const std::string& dir) {
             throw std::runtime_error("openssl failed: " + r.output);
         }
     };
-    auto f = [&](const std::string& name) { return dir + "/" + name; };
+    auto f = [&](const std::string& name) {
+        return dir + "/" + name;
+    };
     auto new_ca = [&](const std::string& name) {
-        run({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", f(name + ".key"), "-out", f(name + ".pem"), "-days", "2", "-subj",
+        run({"req",
+             "-x509",
+             "-newkey",
+             "ec",
+             "-pkeyopt",
+             "ec_paramgen_curve:prime256v1",
+             "-nodes",
+             "-keyout",
+             f(name + ".key"),
+             "-out",
+             f(name + ".pem"),
+             "-days",
+             "2",
+             "-subj",
              "/CN=pgw-test-" + name});
     };
     auto new_leaf = [&](const std::string& name, const std::string& cn, const std::string& ext) {
         std::ofstream(f(name + ".ext")) << ext;
-        run({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", f(name + ".key"), "-out", f(name + ".csr"), "-subj", "/CN=" + cn});
-        run({"x509", "-req", "-in", f(name + ".csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"),
-             "-CAcreateserial", "-out", f(name + ".pem"), "-days", "2", "-extfile",
+        run({"req",
+             "-newkey",
+             "ec",
+             "-pkeyopt",
+             "ec_paramgen_curve:prime256v1",
+             "-nodes",
+             "-keyout",
+             f(name + ".key"),
+             "-out",
+             f(name + ".csr"),
+             "-subj",
+             "/CN=" + cn});
+        run({"x509",
+             "-req",
+             "-in",
+             f(name + ".csr"),
+             "-CA",
+             f("ca.pem"),
+             "-CAkey",
+             f("ca.key"),
+             "-CAcreateserial",
+             "-out",
+             f(name + ".pem"),
+             "-days",
+             "2",
+             "-extfile",
              f(name + ".ext")});
     };
     new_ca("ca");
@@ -120,8 +155,8 @@ inline TestCerts make_test_certs(const std::string& dir) {
              "127.0.0.1",
              "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
              "extendedKeyUsage=serverAuth\n");
-    new_leaf("client", "pgw-test-client",
-             "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
+    new_leaf(
+        "client", "pgw-test-client", "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
     return TestCerts{f("ca.pem"),
                      f("server.pem"),
                      f("server.key"),

@@ -1,5 +1,10 @@
 #include "dcs/consul/consul_dcs.hpp"
 
+#include "core/go_duration.hpp"
+#include "dcs/async_util.hpp"
+#include "dcs/cluster_codec.hpp"
+#include "dcs/http_client.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -9,16 +14,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <utility>
-
-#include "core/go_duration.hpp"
-#include "dcs/async_util.hpp"
-#include "dcs/cluster_codec.hpp"
-#include "dcs/http_client.hpp"
 
 namespace net = boost::asio;
 using nlohmann::json;
@@ -103,7 +103,8 @@ UrlParts parse_url(const std::string& url) {
     if (auto pos = rest.find('/'); pos != std::string::npos) {
         rest = rest.substr(0, pos);
     }
-    if (auto pos = rest.rfind(':'); pos != std::string::npos && rest.find(']', pos) == std::string::npos) {
+    if (auto pos = rest.rfind(':');
+        pos != std::string::npos && rest.find(']', pos) == std::string::npos) {
         p.host = rest.substr(0, pos);
         p.port = rest.substr(pos + 1);
     } else {
@@ -158,13 +159,19 @@ TlsOptions tls_options(const core::ConsulSettings& s) {
 }  // namespace
 
 struct ConsulDcs::State {
-    State(net::any_io_executor ex, core::ConsulSettings s, std::string ns, std::string sc, std::string name)
+    State(net::any_io_executor ex,
+          core::ConsulSettings s,
+          std::string ns,
+          std::string sc,
+          std::string name)
         : executor(ex),
           settings(std::move(s)),
           scope(std::move(sc)),
           member_name(std::move(name)),
-          client(ex, settings.host, static_cast<unsigned short>(settings.port), tls_options(settings)),
-          watch_client(ex, settings.host, static_cast<unsigned short>(settings.port), tls_options(settings)),
+          client(
+              ex, settings.host, static_cast<unsigned short>(settings.port), tls_options(settings)),
+          watch_client(
+              ex, settings.host, static_cast<unsigned short>(settings.port), tls_options(settings)),
           backoff_timer(ex) {
         std::string base = ns.empty() ? "/service/" : ns;
         while (!base.empty() && base.front() == '/') {
@@ -192,8 +199,8 @@ struct ConsulDcs::State {
     std::string leader_value;
     std::optional<std::int64_t> last_status_lsn;
     bool session_recreated_for_update = false;
-    std::string member_value;    // what we last wrote to our member key
-    std::string member_session;  // ... and with which session
+    std::string member_value;       // what we last wrote to our member key
+    std::string member_session;     // ... and with which session
     std::string service_signature;  // what we last registered ("" = nothing / deregistered)
     // True once this process has deregistered the service (or never registered it and knows
     // it is absent). False at start: an instance left by a previous run may still be there.
@@ -205,7 +212,9 @@ struct ConsulDcs::State {
     std::function<void()> on_leader_change;
     net::steady_timer backoff_timer;
 
-    std::string kv(std::string_view key) const { return "/v1/kv/" + url_escape(prefix + std::string(key)); }
+    std::string kv(std::string_view key) const {
+        return "/v1/kv/" + url_escape(prefix + std::string(key));
+    }
     std::string member_key() const { return "members/" + member_name; }
     milliseconds attempt_timeout() const {
         return std::max(kMinAttemptTimeout, milliseconds(timing.retry_timeout * 1000 / 3));
@@ -285,9 +294,9 @@ net::awaitable<Result<HttpResponse>> call(StatePtr s,
                                   "to act on what cannot be read or written");
                 co_return st == 403 ? Errc::Forbidden : Errc::Unauthorized;
             }
-            if (st == 500 && (contains(r->body, "invalid session") ||
-                              contains(r->body, "Invalid Session TTL") ||
-                              contains(r->body, "missing session"))) {
+            if (st == 500 &&
+                (contains(r->body, "invalid session") || contains(r->body, "Invalid Session TTL") ||
+                 contains(r->body, "missing session"))) {
                 co_return r;
             }
             if (st == 400 || st == 405 || st == 413) {
@@ -332,7 +341,8 @@ net::awaitable<Result<void>> create_session(StatePtr s, Clock::time_point deadli
     } else {
         body["NodeChecks"] = s->settings.checks;
     }
-    auto r = co_await call(s, "PUT", s->with_params("/v1/session/create", false), body.dump(), deadline);
+    auto r =
+        co_await call(s, "PUT", s->with_params("/v1/session/create", false), body.dump(), deadline);
     if (!r) {
         co_return r.error();
     }
@@ -343,12 +353,14 @@ net::awaitable<Result<void>> create_session(StatePtr s, Clock::time_point deadli
         co_return Errc::BadRequest;
     }
     auto parsed = json::parse(r->body, nullptr, false);
-    if (r->status != 200 || !parsed.is_object() || !parsed.contains("ID") || !parsed["ID"].is_string()) {
+    if (r->status != 200 || !parsed.is_object() || !parsed.contains("ID") ||
+        !parsed["ID"].is_string()) {
         co_return Errc::Protocol;
     }
     s->session = parsed["ID"].get<std::string>();
     s->session_renewed = Clock::now();
-    spdlog::info("consul: created session {} (ttl {})", s->session, seconds_text(s->timing.ttl * 5));
+    spdlog::info(
+        "consul: created session {} (ttl {})", s->session, seconds_text(s->timing.ttl * 5));
     co_return Result<void>{};
 }
 
@@ -361,7 +373,8 @@ net::awaitable<Result<void>> ensure_session(StatePtr s, bool force, Clock::time_
         co_return Result<void>{};
     }
     const auto started = Clock::now();
-    auto r = co_await call(s, "PUT", s->with_params("/v1/session/renew/" + s->session, false), "", deadline);
+    auto r = co_await call(
+        s, "PUT", s->with_params("/v1/session/renew/" + s->session, false), "", deadline);
     if (!r) {
         co_return r.error();
     }
@@ -378,18 +391,26 @@ net::awaitable<Result<void>> ensure_session(StatePtr s, bool force, Clock::time_
 }
 
 // PUT <key>?acquire=<session>; a dead session is replaced and the acquire retried once.
-net::awaitable<Result<bool>> acquire(StatePtr s, std::string key, std::string value, Clock::time_point deadline) {
+net::awaitable<Result<bool>> acquire(StatePtr s,
+                                     std::string key,
+                                     std::string value,
+                                     Clock::time_point deadline) {
     for (int attempt = 0; attempt < 2; ++attempt) {
         auto ok = co_await ensure_session(s, false, deadline);
         if (!ok) {
             co_return Result<bool>(boost::system::in_place_error, ok.error());
         }
-        auto r = co_await call(s, "PUT", s->with_params(s->kv(key) + "?acquire=" + s->session, false), value, deadline);
+        auto r = co_await call(s,
+                               "PUT",
+                               s->with_params(s->kv(key) + "?acquire=" + s->session, false),
+                               value,
+                               deadline);
         if (!r) {
             co_return Result<bool>(boost::system::in_place_error, r.error());
         }
         if (r->status == 500) {
-            spdlog::warn("consul: acquire of {} with session {} failed: {}", key, s->session, r->body);
+            spdlog::warn(
+                "consul: acquire of {} with session {} failed: {}", key, s->session, r->body);
             s->session.clear();
             continue;
         }
@@ -398,7 +419,10 @@ net::awaitable<Result<bool>> acquire(StatePtr s, std::string key, std::string va
     co_return Errc::NotFound;
 }
 
-net::awaitable<Result<bool>> put(StatePtr s, std::string key, std::string value, std::optional<std::int64_t> cas) {
+net::awaitable<Result<bool>> put(StatePtr s,
+                                 std::string key,
+                                 std::string value,
+                                 std::optional<std::int64_t> cas) {
     std::string target = s->kv(key);
     if (cas) {
         target += "?cas=" + std::to_string(*cas);
@@ -433,7 +457,8 @@ net::awaitable<void> write_status(StatePtr s, std::int64_t lsn) {
 }
 
 net::awaitable<Result<core::Cluster>> do_get_cluster(StatePtr s) {
-    auto r = co_await call(s, "GET", s->with_params(s->kv("") + "?recurse=1", true), "", s->op_deadline());
+    auto r = co_await call(
+        s, "GET", s->with_params(s->kv("") + "?recurse=1", true), "", s->op_deadline());
     if (!r) {
         co_return r.error();
     }
@@ -529,7 +554,8 @@ net::awaitable<Result<bool>> do_delete_leader(StatePtr s, std::optional<std::int
     if (last_lsn) {
         co_await write_status(s, *last_lsn);
     }
-    auto r = co_await call(s, "GET", s->with_params(s->kv("leader"), true, true), "", s->op_deadline());
+    auto r =
+        co_await call(s, "GET", s->with_params(s->kv("leader"), true, true), "", s->op_deadline());
     if (!r) {
         co_return Result<bool>(boost::system::in_place_error, r.error());
     }
@@ -558,7 +584,12 @@ net::awaitable<void> deregister_service(StatePtr s) {
         co_return;
     }
     const std::string service_id = s->scope + "/" + s->member_name;
-    auto r = co_await call(s, "PUT", s->with_params("/v1/agent/service/deregister/" + url_escape(service_id), false), "", s->op_deadline());
+    auto r = co_await call(
+        s,
+        "PUT",
+        s->with_params("/v1/agent/service/deregister/" + url_escape(service_id), false),
+        "",
+        s->op_deadline());
     if (r && (r->status == 200 || r->status == 404)) {
         if (r->status == 200) {
             spdlog::info("consul: deregistered service {}", service_id);
@@ -580,8 +611,8 @@ net::awaitable<void> sync_service(StatePtr s, std::string member_json) {
     const std::string role = m.value("role", "");
     const std::string state = m.value("state", "");
     const std::string service_id = s->scope + "/" + s->member_name;
-    const bool registrable = state == "running" &&
-                             (role == "primary" || role == "replica" || role == "standby_leader");
+    const bool registrable =
+        state == "running" && (role == "primary" || role == "replica" || role == "standby_leader");
     if (!registrable) {
         if (state == "stopped") {
             co_await deregister_service(s);
@@ -598,9 +629,12 @@ net::awaitable<void> sync_service(StatePtr s, std::string member_json) {
     if (role == "primary") {
         tags.emplace_back("master");
     }
-    json check = {{"HTTP", (api.scheme.empty() ? "http" : api.scheme) + "://" + api.host + ":" + api.port + "/" + role_tag},
-                  {"Interval", std::to_string(std::max(s->settings.service_check_interval, 1)) + "s"},
-                  {"DeregisterCriticalServiceAfter", std::to_string(s->timing.ttl * 5) + "s"}};
+    json check = {
+        {"HTTP",
+         (api.scheme.empty() ? "http" : api.scheme) + "://" + api.host + ":" + api.port + "/" +
+             role_tag},
+        {"Interval", std::to_string(std::max(s->settings.service_check_interval, 1)) + "s"},
+        {"DeregisterCriticalServiceAfter", std::to_string(s->timing.ttl * 5) + "s"}};
     if (!s->settings.service_check_tls_server_name.empty()) {
         check["TLSServerName"] = s->settings.service_check_tls_server_name;
     }
@@ -615,9 +649,13 @@ net::awaitable<void> sync_service(StatePtr s, std::string member_json) {
     if (signature == s->service_signature) {
         co_return;
     }
-    auto r = co_await call(s, "PUT", s->with_params("/v1/agent/service/register", false), signature, s->op_deadline());
+    auto r = co_await call(
+        s, "PUT", s->with_params("/v1/agent/service/register", false), signature, s->op_deadline());
     if (r && r->status == 200) {
-        spdlog::info("consul: registered service {} as {} with tags {}", service_id, consul_service_name(s->scope), json(tags).dump());
+        spdlog::info("consul: registered service {} as {} with tags {}",
+                     service_id,
+                     consul_service_name(s->scope),
+                     json(tags).dump());
         s->service_signature = std::move(signature);
         s->service_absent = false;
     } else {
@@ -660,7 +698,8 @@ net::awaitable<Result<void>> do_close_session(StatePtr s) {
         co_return Result<void>{};
     }
     co_await del(s, s->member_key(), std::nullopt);
-    auto r = co_await call(s, "PUT", s->with_params("/v1/session/destroy/" + s->session, false), "", s->op_deadline());
+    auto r = co_await call(
+        s, "PUT", s->with_params("/v1/session/destroy/" + s->session, false), "", s->op_deadline());
     if (!r) {
         co_return r.error();
     }
@@ -675,13 +714,17 @@ net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
         if (s->leader_index <= 0) {
             // No get_cluster yet: learn the leader key's index (or the KV index when it is
             // absent) with a plain read, so that the watch works from start() on.
-            auto first = co_await s->watch_client.request(
-                "GET", s->with_params(s->kv("leader"), true), "", s->headers(), s->attempt_timeout());
+            auto first = co_await s->watch_client.request("GET",
+                                                          s->with_params(s->kv("leader"), true),
+                                                          "",
+                                                          s->headers(),
+                                                          s->attempt_timeout());
             if (!s->running || s->watch_generation != generation) {
                 break;
             }
             if (first && (first->status == 200 || first->status == 404) && s->leader_index <= 0) {
-                s->leader_index = std::max<std::int64_t>(std::atoll(first->header("X-Consul-Index").c_str()), 1);
+                s->leader_index =
+                    std::max<std::int64_t>(std::atoll(first->header("X-Consul-Index").c_str()), 1);
             } else if (s->leader_index <= 0) {
                 co_await sleep_for(s->executor, std::chrono::seconds(1));
             }
@@ -693,7 +736,9 @@ net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
         const auto started = Clock::now();
         auto r = co_await s->watch_client.request(
             "GET",
-            s->with_params(s->kv("leader") + "?index=" + std::to_string(index) + "&wait=" + std::to_string(wait_s) + "s", true),
+            s->with_params(s->kv("leader") + "?index=" + std::to_string(index) +
+                               "&wait=" + std::to_string(wait_s) + "s",
+                           true),
             "",
             s->headers(),
             timeout);
@@ -704,7 +749,8 @@ net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
             co_await sleep_for(s->executor, std::chrono::seconds(1));
             continue;
         }
-        std::int64_t new_index = std::max<std::int64_t>(std::atoll(r->header("X-Consul-Index").c_str()), 1);
+        std::int64_t new_index =
+            std::max<std::int64_t>(std::atoll(r->header("X-Consul-Index").c_str()), 1);
         if (new_index != index) {
             // A smaller index means Consul reset it (§2.3): take it and look again.
             s->leader_index = new_index;
@@ -725,9 +771,15 @@ ConsulDcs::ConsulDcs(net::any_io_executor executor,
                      std::string namespace_,
                      std::string scope,
                      std::string member_name)
-    : state_(std::make_shared<State>(executor, std::move(settings), std::move(namespace_), std::move(scope), std::move(member_name))) {}
+    : state_(std::make_shared<State>(executor,
+                                     std::move(settings),
+                                     std::move(namespace_),
+                                     std::move(scope),
+                                     std::move(member_name))) {}
 
-ConsulDcs::~ConsulDcs() { stop(); }
+ConsulDcs::~ConsulDcs() {
+    stop();
+}
 
 namespace {
 net::awaitable<Result<void>> do_check_ttl(StatePtr s, int ttl, std::string* message) {
@@ -749,9 +801,13 @@ net::awaitable<Result<void>> do_check_ttl(StatePtr s, int ttl, std::string* mess
     if (milliseconds(ttl * 500) < min) {
         *message = "ttl " + std::to_string(ttl) +
                    " cannot be honoured by Consul: pgwarden asks for a session TTL of ttl/2 = " +
-                   seconds_text(ttl * 5) + " (Consul expires sessions up to 2 x TTL late), below "
-                   "the agent's SessionTTLMin of " + std::to_string(min.count()) + " ms; set ttl to "
-                   "at least " + std::to_string((2 * min.count() + 999) / 1000);
+                   seconds_text(ttl * 5) +
+                   " (Consul expires sessions up to 2 x TTL late), below "
+                   "the agent's SessionTTLMin of " +
+                   std::to_string(min.count()) +
+                   " ms; set ttl to "
+                   "at least " +
+                   std::to_string((2 * min.count() + 999) / 1000);
         co_return Errc::BadRequest;
     }
     co_return Result<void>{};
@@ -794,10 +850,15 @@ void ConsulDcs::set_timing(DcsTiming timing) {
     }
 }
 
-Task<Result<core::Cluster>> ConsulDcs::get_cluster() { return do_get_cluster(state_); }
+Task<Result<core::Cluster>> ConsulDcs::get_cluster() {
+    return do_get_cluster(state_);
+}
 
 Task<Result<bool>> ConsulDcs::initialize(std::string sysid, bool create_new) {
-    return put(state_, "initialize", std::move(sysid), create_new ? std::optional<std::int64_t>(0) : std::nullopt);
+    return put(state_,
+               "initialize",
+               std::move(sysid),
+               create_new ? std::optional<std::int64_t>(0) : std::nullopt);
 }
 
 namespace {
@@ -821,8 +882,12 @@ net::awaitable<Result<bool>> do_acquire_leader(StatePtr s) {
 }
 }  // namespace
 
-Task<Result<void>> ConsulDcs::cancel_initialization() { return do_cancel_initialization(state_); }
-Task<Result<bool>> ConsulDcs::attempt_to_acquire_leader() { return do_acquire_leader(state_); }
+Task<Result<void>> ConsulDcs::cancel_initialization() {
+    return do_cancel_initialization(state_);
+}
+Task<Result<bool>> ConsulDcs::attempt_to_acquire_leader() {
+    return do_acquire_leader(state_);
+}
 Task<Result<bool>> ConsulDcs::update_leader(std::optional<std::int64_t> last_lsn) {
     return do_update_leader(state_, last_lsn);
 }
@@ -832,7 +897,9 @@ Task<Result<bool>> ConsulDcs::delete_leader(std::optional<std::int64_t> last_lsn
 Task<Result<bool>> ConsulDcs::touch_member(std::string json) {
     return do_touch_member(state_, std::move(json));
 }
-Task<Result<void>> ConsulDcs::delete_member() { return do_delete_member(state_); }
+Task<Result<void>> ConsulDcs::delete_member() {
+    return do_delete_member(state_);
+}
 Task<Result<bool>> ConsulDcs::set_config(std::string json, std::optional<std::int64_t> version) {
     return put(state_, "config", std::move(json), version);
 }
@@ -845,9 +912,15 @@ Task<Result<bool>> ConsulDcs::set_history(std::string json) {
 Task<Result<bool>> ConsulDcs::set_sync(std::string json, std::optional<std::int64_t> version) {
     return put(state_, "sync", std::move(json), version);
 }
-Task<Result<void>> ConsulDcs::close_session() { return do_close_session(state_); }
+Task<Result<void>> ConsulDcs::close_session() {
+    return do_close_session(state_);
+}
 
-const std::string& ConsulDcs::prefix() const { return state_->prefix; }
-std::string ConsulDcs::session_for_test() const { return state_->session; }
+const std::string& ConsulDcs::prefix() const {
+    return state_->prefix;
+}
+std::string ConsulDcs::session_for_test() const {
+    return state_->session;
+}
 
 }  // namespace pgwarden::dcs

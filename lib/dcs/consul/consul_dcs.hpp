@@ -5,13 +5,13 @@
 // service registration that makes Consul DNS point at the current primary.
 #pragma once
 
+#include "core/settings.hpp"
+#include "dcs/dcs.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 
 #include <memory>
 #include <string>
-
-#include "core/settings.hpp"
-#include "dcs/dcs.hpp"
 
 namespace pgwarden::dcs {
 
@@ -45,8 +45,7 @@ public:
     Task<Result<bool>> touch_member(std::string json) override;
     Task<Result<void>> delete_member() override;
     Task<Result<bool>> set_config(std::string json, std::optional<std::int64_t> version) override;
-    Task<Result<bool>> set_failover(std::string json,
-                                    std::optional<std::int64_t> version) override;
+    Task<Result<bool>> set_failover(std::string json, std::optional<std::int64_t> version) override;
     Task<Result<bool>> set_history(std::string json) override;
     Task<Result<bool>> set_sync(std::string json, std::optional<std::int64_t> version) override;
     // Deregisters the service, deletes the member key and destroys the session.

@@ -2,14 +2,14 @@
 // runtime (HA loop + DCS + member probes); a fake implements it in the handler tests.
 #pragma once
 
+#include "core/cluster.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 
 #include <cstdint>
 #include <optional>
 #include <string>
-
-#include "core/cluster.hpp"
 
 namespace pgwarden::rest {
 
@@ -21,7 +21,7 @@ struct RestartRequest {
     std::optional<std::string> schedule;  // ISO 8601 with timezone, already validated
     std::optional<std::string> role;
     std::optional<std::string> postgres_version;
-    std::optional<int> timeout;  // seconds
+    std::optional<int> timeout;    // seconds
     bool restart_pending = false;  // presence of the key
     std::string raw_json = "{}";   // the filters as received, for scheduled_restart
 };
@@ -39,12 +39,10 @@ public:
     virtual boost::asio::awaitable<ApiResult<core::Cluster>> read_cluster() = 0;
     // failover key; version = nullopt: unconditional write.
     virtual boost::asio::awaitable<ApiResult<bool>> write_failover(
-        std::string json,
-        std::optional<std::int64_t> version) = 0;
+        std::string json, std::optional<std::int64_t> version) = 0;
     // config key; version = nullopt: unconditional write.
     virtual boost::asio::awaitable<ApiResult<bool>> write_config(
-        std::string json,
-        std::optional<std::int64_t> version) = 0;
+        std::string json, std::optional<std::int64_t> version) = 0;
     // GET <api_url> of another member with a 2 s deadline, no retry.
     virtual boost::asio::awaitable<core::MemberProbe> probe_member(core::Member member) = 0;
 

@@ -1,11 +1,11 @@
 // The pgwarden daemon against Consul: the project's Consul API test server always, and a real
 // `consul agent -dev` too when the binary is on PATH.
+#include "harness.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <csignal>
 #include <fstream>
-
-#include "harness.hpp"
 
 using namespace pgwarden::daemon_test;
 using namespace std::chrono_literals;
@@ -128,9 +128,10 @@ TEST_CASE("daemon (consul): a wrong ACL token is refused, logged, and never read
     CHECK(d1.stop(30s) == 0);
 }
 
-TEST_CASE("daemon (consul): the operators' patroni-consul.yml runs a node with only its "
-          "addresses and paths changed",
-          "[daemon][consul][compat]") {
+TEST_CASE(
+    "daemon (consul): the operators' patroni-consul.yml runs a node with only its "
+    "addresses and paths changed",
+    "[daemon][consul][compat]") {
     ConsulBackend consul;
     t::TempDir root;
     Node n;
@@ -147,7 +148,8 @@ TEST_CASE("daemon (consul): the operators' patroni-consul.yml runs a node with o
     REQUIRE_FALSE(yml.empty());
     auto replace_all = [&](const std::string& from, const std::string& to) {
         std::size_t count = 0;
-        for (auto pos = yml.find(from); pos != std::string::npos; pos = yml.find(from, pos + to.size())) {
+        for (auto pos = yml.find(from); pos != std::string::npos;
+             pos = yml.find(from, pos + to.size())) {
             yml.replace(pos, from.size(), to);
             ++count;
         }

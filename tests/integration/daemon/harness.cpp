@@ -2,20 +2,20 @@
 
 #include <catch2/catch.hpp>
 
-#include <pwd.h>
-#include <unistd.h>
-
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <pwd.h>
 #include <sstream>
+#include <unistd.h>
 
 namespace pgwarden::daemon_test {
 
 using namespace std::chrono_literals;
 
 namespace {
-constexpr const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr const char* kAlphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 }
 
 std::string base64(const std::string& in) {
@@ -82,7 +82,9 @@ void chown_to_unprivileged(const fs::path& dir) {
 
 EtcdBackend::EtcdBackend() : etcd_(std::make_unique<t::EtcdServer>()) {}
 
-std::string EtcdBackend::yaml() const { return "etcd3:\n  hosts: " + etcd_->endpoint() + "\n"; }
+std::string EtcdBackend::yaml() const {
+    return "etcd3:\n  hosts: " + etcd_->endpoint() + "\n";
+}
 
 std::optional<std::string> EtcdBackend::get(const std::string& scope,
                                             const std::string& key,
@@ -166,7 +168,8 @@ Node make_node(const t::TempDir& root,
         << "\n  connect_address: 127.0.0.1:" << n.api_port << "\n"
         << "bootstrap:\n  dcs:\n    ttl: " << o.ttl << "\n    loop_wait: " << o.loop_wait
         << "\n    retry_timeout: " << o.retry_timeout << "\n"
-        << "    postgresql:\n      use_pg_rewind: true\n      parameters:\n        wal_level: replica\n"
+        << "    postgresql:\n      use_pg_rewind: true\n      parameters:\n        wal_level: "
+           "replica\n"
         << "        max_wal_senders: 5\n      pg_hba:\n        - local all all trust\n"
         << "        - host all all 127.0.0.1/32 scram-sha-256\n"
         << "        - host replication replicator 127.0.0.1/32 scram-sha-256\n"
@@ -289,7 +292,8 @@ void single_node_lifecycle(const Backend& dcs, const std::string& scope) {
     REQUIRE(t::wait_until(
         [&] {
             json s = patroni(n1);
-            return s.is_object() && s.value("state", "") == "running" && !s.contains("pending_restart");
+            return s.is_object() && s.value("state", "") == "running" &&
+                   !s.contains("pending_restart");
         },
         60s));
     st = patroni(n1);

@@ -2,6 +2,12 @@
 // server, or a real `consul agent -dev`), pgwarden nodes with real PostgreSQL 15, and probes.
 #pragma once
 
+#include "support/consul.hpp"
+#include "support/etcd.hpp"
+#include "support/net.hpp"
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -9,12 +15,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-
-#include "support/consul.hpp"
-#include "support/etcd.hpp"
-#include "support/net.hpp"
-#include "support/process.hpp"
-#include "support/temp_dir.hpp"
 
 namespace pgwarden::daemon_test {
 

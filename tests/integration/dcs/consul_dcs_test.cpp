@@ -6,17 +6,16 @@
 #include "dcs_backends.hpp"
 #include "support/test_certs.hpp"
 
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <netinet/in.h>
+#include <poll.h>
 #include <set>
 #include <string>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 using namespace pgwarden::dcs_test;
@@ -158,8 +157,7 @@ TEST_CASE("keys live under service/<scope>/ without a leading slash", "[consul]"
     CHECK(dcs->prefix().back() == '/');
 }
 
-TEST_CASE("the session has TTL ttl/2, LockDelay 1ms, Behavior delete and no checks",
-          "[consul]") {
+TEST_CASE("the session has TTL ttl/2, LockDelay 1ms, Behavior delete and no checks", "[consul]") {
     net::io_context io;
     const auto scope = unique_scope("sess");
     auto a = make_consul(io, scope, "node1", DcsTiming{4, 1, 3});
@@ -171,8 +169,8 @@ TEST_CASE("the session has TTL ttl/2, LockDelay 1ms, Behavior delete and no chec
     const auto& s = info[0];
     INFO(s.dump());
     CHECK(s["Name"] == scope + "-node1");
-    CHECK(s["TTL"] == "2s");            // ttl 4 / 2: Consul expires it after 2 x TTL = ttl
-    CHECK(s["LockDelay"] == 1000000);   // 1 ms in nanoseconds
+    CHECK(s["TTL"] == "2s");           // ttl 4 / 2: Consul expires it after 2 x TTL = ttl
+    CHECK(s["LockDelay"] == 1000000);  // 1 ms in nanoseconds
     CHECK(s["Behavior"] == "delete");
     CHECK((!s.contains("Checks") || s["Checks"].is_null() || s["Checks"].empty()));
     CHECK((!s.contains("NodeChecks") || s["NodeChecks"].is_null() || s["NodeChecks"].empty()));
@@ -331,8 +329,7 @@ TEST_CASE("a wrong ACL token is Forbidden, never an empty cluster", "[consul][ac
     }
 }
 
-TEST_CASE("a leaderless Consul makes get_cluster fail within the retry deadline",
-          "[consul]") {
+TEST_CASE("a leaderless Consul makes get_cluster fail within the retry deadline", "[consul]") {
     ConsulBackend own(consul_test_server_options("1s"));
     net::io_context io;
     const auto scope = unique_scope("noleader");
@@ -364,14 +361,16 @@ TEST_CASE("a leaderless Consul makes get_cluster fail within the retry deadline"
 TEST_CASE("check_ttl refuses a ttl below twice the agent's SessionTTLMin", "[consul]") {
     ConsulBackend ten(consul_test_server_options("10s"));
     net::io_context io;
-    auto a = ten.make_consul(io, unique_scope("ttl"), "node1", DcsTiming{30, 10, 10}, ten.settings());
+    auto a =
+        ten.make_consul(io, unique_scope("ttl"), "node1", DcsTiming{30, 10, 10}, ten.settings());
     std::string message;
     auto refused = run(io, a->check_ttl(19, &message));
     REQUIRE_FALSE(refused.has_value());
     CHECK(refused.error() == Errc::BadRequest);
     INFO("message: " << message);
     CHECK(message.find("ttl 19") != std::string::npos);
-    CHECK((message.find("10s") != std::string::npos || message.find("10000 ms") != std::string::npos));
+    CHECK((message.find("10s") != std::string::npos ||
+           message.find("10000 ms") != std::string::npos));
     CHECK(message.find("SessionTTLMin") != std::string::npos);
 
     std::string none;
@@ -399,18 +398,16 @@ TEST_CASE("touch_member registers the service with role tags and an HTTP check",
     auto primary = consul().make_consul(io, scope, "node1", kFast, settings);
     auto replica = consul().make_consul(io, scope, "node2", kFast, settings);
     const std::string api_url = "http://127.0.0.1:" + std::to_string(api.port()) + "/patroni";
-    const std::string primary_json =
-        json{{"role", "primary"},
-             {"state", "running"},
-             {"conn_url", "postgres://127.0.0.1:5432/postgres"},
-             {"api_url", api_url}}
-            .dump();
-    const std::string replica_json =
-        json{{"role", "replica"},
-             {"state", "running"},
-             {"conn_url", "postgres://127.0.0.1:5433/postgres"},
-             {"api_url", api_url}}
-            .dump();
+    const std::string primary_json = json{
+        {"role", "primary"},
+        {"state", "running"},
+        {"conn_url", "postgres://127.0.0.1:5432/postgres"},
+        {"api_url", api_url}}.dump();
+    const std::string replica_json = json{
+        {"role", "replica"},
+        {"state", "running"},
+        {"conn_url", "postgres://127.0.0.1:5433/postgres"},
+        {"api_url", api_url}}.dump();
     REQUIRE(*run(io, primary->touch_member(primary_json)));
     REQUIRE(*run(io, replica->touch_member(replica_json)));
 
@@ -430,11 +427,15 @@ TEST_CASE("touch_member registers the service with role tags and an HTTP check",
     // exactly the primary.
     CHECK(pump_until(
         io,
-        [&] { return passing_instances(consul(), service, "primary") == std::vector<std::string>{id1}; },
+        [&] {
+            return passing_instances(consul(), service, "primary") == std::vector<std::string>{id1};
+        },
         10s));
     CHECK(pump_until(
         io,
-        [&] { return passing_instances(consul(), service, "replica") == std::vector<std::string>{id2}; },
+        [&] {
+            return passing_instances(consul(), service, "replica") == std::vector<std::string>{id2};
+        },
         10s));
     CHECK(passing_instances(consul(), service, "master") == std::vector<std::string>{id1});
     const auto asked = api.paths();
@@ -471,12 +472,13 @@ TEST_CASE("after a restart, state stopped deregisters the instance the previous 
     const auto scope = unique_scope("svcrestart");
     auto settings = consul().settings();
     settings.register_service = true;
-    const std::string running =
-        json{{"role", "replica"},
-             {"state", "running"},
-             {"conn_url", "postgres://127.0.0.1:5433/postgres"},
-             {"api_url", "http://127.0.0.1:" + std::to_string(api.port()) + "/patroni"}}
-            .dump();
+    const std::string running = json{
+        {"role", "replica"},
+        {"state", "running"},
+        {"conn_url", "postgres://127.0.0.1:5433/postgres"},
+        {"api_url",
+         "http://127.0.0.1:" + std::to_string(api.port()) +
+             "/patroni"}}.dump();
     auto stopped = json::parse(running);
     stopped["state"] = "stopped";
     const std::string id = scope + "/node1";

@@ -15,7 +15,6 @@
 #include "dcs/consul/consul_dcs.hpp"
 #include "dcs/dcs.hpp"
 #include "dcs/etcd3/etcd3_dcs.hpp"
-
 #include "support/consul.hpp"
 #include "support/etcd.hpp"
 #include "support/net.hpp"
@@ -216,7 +215,8 @@ public:
                                        const std::string& scope,
                                        const std::string& member,
                                        DcsTiming timing) override {
-        auto d = std::make_unique<dcs::Etcd3Dcs>(io.get_executor(), settings(), "/service/", scope, member);
+        auto d = std::make_unique<dcs::Etcd3Dcs>(
+            io.get_executor(), settings(), "/service/", scope, member);
         d->set_timing(timing);
         return d;
     }
@@ -226,7 +226,8 @@ public:
     }
     std::optional<StoredKey> read_key(const std::string& scope, const std::string& key) override {
         const nlohmann::json req = {{"key", base64_encode("/service/" + scope + "/" + key)}};
-        auto r = testing::http_request("127.0.0.1", server_.client_port(), "POST", "/v3/kv/range", req.dump());
+        auto r = testing::http_request(
+            "127.0.0.1", server_.client_port(), "POST", "/v3/kv/range", req.dump());
         INFO("etcd range " << key << ": " << r.status << " " << r.body);
         REQUIRE(r.status == 200);
         auto body = nlohmann::json::parse(r.body);
@@ -273,7 +274,8 @@ public:
     DcsTiming fast_timing() const override {
         // Session TTL = ttl/2 must reach SessionTTLMin: 1 s on our test server, 10 s on a
         // real agent.
-        return server_.kind() == testing::ConsulKind::RealAgent ? DcsTiming{20, 1, 3} : DcsTiming{2, 1, 3};
+        return server_.kind() == testing::ConsulKind::RealAgent ? DcsTiming{20, 1, 3}
+                                                                : DcsTiming{2, 1, 3};
     }
     std::unique_ptr<dcs::Dcs> make_dcs(net::io_context& io,
                                        const std::string& scope,
@@ -287,7 +289,8 @@ public:
                                                 const std::string& member,
                                                 DcsTiming timing,
                                                 core::ConsulSettings s) {
-        auto d = std::make_unique<dcs::ConsulDcs>(io.get_executor(), std::move(s), "/service/", scope, member);
+        auto d = std::make_unique<dcs::ConsulDcs>(
+            io.get_executor(), std::move(s), "/service/", scope, member);
         d->set_timing(timing);
         return d;
     }
@@ -367,9 +370,10 @@ struct ConsulAgentDev {
         if (testing::ConsulServer::real_consul_available()) {
             return std::nullopt;
         }
-        return std::string("no `consul` binary on PATH, so this scenario did not run against a "
-                           "real `consul agent -dev` (it ran against etcd and the consul test "
-                           "server)");
+        return std::string(
+            "no `consul` binary on PATH, so this scenario did not run against a "
+            "real `consul agent -dev` (it ran against etcd and the consul test "
+            "server)");
     }
     static std::unique_ptr<Backend> start() {
         testing::ConsulOptions o;

@@ -15,11 +15,11 @@ using pgwarden::dcs::Errc;
 #define PGW_BACKEND_KINDS Etcd3, ConsulTestServer, ConsulAgentDev
 
 // Binds `b` to the shared backend of this test's kind, or returns (skipped) when unavailable.
-#define PGW_SHARED_BACKEND_OR_SKIP(b)          \
-    Backend* b = shared_backend<TestType>();   \
-    if (b == nullptr) {                         \
-        return;                                 \
-    }                                           \
+#define PGW_SHARED_BACKEND_OR_SKIP(b)        \
+    Backend* b = shared_backend<TestType>(); \
+    if (b == nullptr) {                      \
+        return;                              \
+    }                                        \
     INFO("backend: " << b->name())
 
 TEMPLATE_TEST_CASE("get_cluster on an empty scope returns an empty cluster",
@@ -45,8 +45,9 @@ TEMPLATE_TEST_CASE("initialize race: exactly one of two nodes wins, overwrite an
     const auto scope = unique_scope("init");
     auto a = b->make_dcs(io, scope, "node1");
     auto c2 = b->make_dcs(io, scope, "node2");
-    auto [ra, rb] = run_both(
-        io, a->initialize("7000000000000000001", true), c2->initialize("7000000000000000002", true));
+    auto [ra, rb] = run_both(io,
+                             a->initialize("7000000000000000001", true),
+                             c2->initialize("7000000000000000002", true));
     REQUIRE(ra.has_value());
     REQUIRE(rb.has_value());
     CHECK(*ra != *rb);
@@ -414,10 +415,11 @@ TEMPLATE_TEST_CASE("config, failover and sync compare-and-swap on the version",
     CHECK(h[0].lsn == 25165984);
 }
 
-TEMPLATE_TEST_CASE("a stopped server makes get_cluster and the leader race fail within the "
-                   "retry deadline",
-                   "[dcs][contract]",
-                   PGW_BACKEND_KINDS) {
+TEMPLATE_TEST_CASE(
+    "a stopped server makes get_cluster and the leader race fail within the "
+    "retry deadline",
+    "[dcs][contract]",
+    PGW_BACKEND_KINDS) {
     auto own = own_backend<TestType>();  // a server of our own to stop
     if (own == nullptr) {
         return;

@@ -1,7 +1,7 @@
 // decide(): tables of situations → plan (actions and the reason sentence, asserted verbatim).
-#include <catch2/catch.hpp>
-
 #include "core/decide.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace pgwarden::core;
 
@@ -9,7 +9,9 @@ namespace {
 
 constexpr const char* kSysid = "7300000000000000001";
 
-PgObservation pg_empty() { return PgObservation{}; }
+PgObservation pg_empty() {
+    return PgObservation{};
+}
 
 PgObservation pg_stopped(const std::string& control_state = "shut down") {
     PgObservation pg;
@@ -40,7 +42,9 @@ PgObservation pg_running_not_answering() {
     return pg;
 }
 
-Cluster cluster_empty() { return Cluster{}; }
+Cluster cluster_empty() {
+    return Cluster{};
+}
 
 Cluster cluster_with_leader(const std::string& leader) {
     Cluster c;
@@ -122,11 +126,16 @@ TEST_CASE("decide: empty data dir and no initialize key bootstraps", "[core][boo
 
 TEST_CASE("decide: empty data dir with nofailover tag does not bootstrap", "[core][bootstrap]") {
     auto s = snapshot(cluster_empty(), pg_empty(), Role::Uninitialized);
-    SECTION("nofailover") { s.tags.nofailover = true; }
-    SECTION("failover_priority 0") { s.tags.failover_priority = 0; }
+    SECTION("nofailover") {
+        s.tags.nofailover = true;
+    }
+    SECTION("failover_priority 0") {
+        s.tags.failover_priority = 0;
+    }
     auto plan = decide(s);
     CHECK(plan.actions.empty());
-    CHECK(plan.reason == "waiting for leader to bootstrap: tagged nofailover, so not bootstrapping");
+    CHECK(plan.reason ==
+          "waiting for leader to bootstrap: tagged nofailover, so not bootstrapping");
 }
 
 TEST_CASE("decide: empty data dir in an initialized cluster never bootstraps a second cluster",
@@ -260,16 +269,22 @@ TEST_CASE("decide: leader in recovery promotes", "[core][leader]") {
 }
 
 TEST_CASE("decide: a replica follows the leader", "[core][replica]") {
-    auto s = snapshot(with_members(cluster_with_leader("node2"), {"node2"}), pg_running(true), Role::Replica);
+    auto s = snapshot(
+        with_members(cluster_with_leader("node2"), {"node2"}), pg_running(true), Role::Replica);
     SECTION("already following it: nothing to do") {
         s.local.following = "node2";
         auto plan = decide(s);
         CHECK(plan.actions.empty());
-        CHECK(plan.reason == "no action. I am (node1), a secondary, and following a leader (node2)");
+        CHECK(plan.reason ==
+              "no action. I am (node1), a secondary, and following a leader (node2)");
     }
     SECTION("following someone else, or unknown after a restart: re-point") {
-        SECTION("other") { s.local.following = "node3"; }
-        SECTION("unknown") { s.local.following.reset(); }
+        SECTION("other") {
+            s.local.following = "node3";
+        }
+        SECTION("unknown") {
+            s.local.following.reset();
+        }
         auto plan = decide(s);
         REQUIRE(kinds(plan) == std::vector{ActionKind::Follow});
         CHECK(plan.actions[0].target == "node2");
@@ -294,9 +309,10 @@ TEST_CASE("decide: an empty node clones from the leader, or from a clonefrom rep
     }
 }
 
-TEST_CASE("decide: a stopped node with another leader starts as its replica, rewinding a former "
-          "primary first",
-          "[core][rejoin]") {
+TEST_CASE(
+    "decide: a stopped node with another leader starts as its replica, rewinding a former "
+    "primary first",
+    "[core][rejoin]") {
     Cluster c = with_members(cluster_with_leader("node2"), {"node2"});
     SECTION("replica data: start and follow") {
         auto plan = decide(snapshot(c, pg_stopped("shut down in recovery"), Role::Replica));
@@ -372,7 +388,8 @@ TEST_CASE("decide: the leader race is won only by the healthiest reachable membe
         s.probes = std::vector{probe_replica("node2", 1001), probe_replica("node3", 10)};
         auto plan = decide(s);
         CHECK(plan.actions.empty());
-        CHECK(plan.reason == "not racing for the leader lock: member node2 is ahead (wal 1001 > 1000)");
+        CHECK(plan.reason ==
+              "not racing for the leader lock: member node2 is ahead (wal 1001 > 1000)");
     }
     SECTION("a member that is ahead but nofailover does not count") {
         auto p = probe_replica("node2", 5000);
@@ -454,7 +471,8 @@ TEST_CASE("decide: the leader hands over on a switchover request", "[core][switc
         s.probes = std::vector{unreachable("node2")};
         auto plan = decide(s);
         CHECK(kinds(plan) == std::vector{ActionKind::UpdateLock, ActionKind::ClearFailover});
-        CHECK(plan.reason == "manual failover: candidate node2 is not healthy, failover is not possible");
+        CHECK(plan.reason ==
+              "manual failover: candidate node2 is not healthy, failover is not possible");
     }
     SECTION("wrong leader: clear") {
         s.cluster->failover->leader = "node9";
@@ -478,7 +496,8 @@ TEST_CASE("decide: a running replica that forked off before the leader's switch 
           "[core][rejoin]") {
     Cluster c = with_members(cluster_with_leader("node2"), {"node2"});
     c.members[0].timeline = 4;
-    c.history.push_back(HistoryLine{3, 1000, "no recovery target specified", std::nullopt, std::nullopt});
+    c.history.push_back(
+        HistoryLine{3, 1000, "no recovery target specified", std::nullopt, std::nullopt});
     auto pg = pg_running_replica_at(1200);
     pg.query->timeline = 3;
     pg.query->replication_state = "in archive recovery";
