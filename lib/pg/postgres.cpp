@@ -751,7 +751,11 @@ struct Postgres::Impl {
 
     // ---- status query -------------------------------------------------------------------------
 
-    net::awaitable<PqOutcome> status_query() {
+    net::awaitable<PqOutcome> status_query() { co_return co_await cached_query(kStatusQuery, {}); }
+
+    // One statement on the cached connection (short deadline, one reconnect attempt).
+    net::awaitable<PqOutcome> cached_query(std::string sql,
+                                           std::vector<std::optional<std::string>> params) {
         co_await conn_lock.lock();
         Unlocker unlock{conn_lock};
         auto deadline = Clock::now() + kQueryDeadline;
@@ -761,15 +765,46 @@ struct Postgres::Impl {
                 co_return PqOutcome{err, {}};
             }
         }
-        auto out = co_await conn.query(kStatusQuery, {}, deadline);
+        auto out = co_await conn.query(sql, params, deadline);
         if (out.error && reused && !conn.connected()) {
             // The cached connection died (e.g. after a restart): one fresh attempt.
             if (auto err = co_await conn.connect(conn_params(), deadline)) {
                 co_return PqOutcome{err, {}};
             }
-            out = co_await conn.query(kStatusQuery, {}, deadline);
+            out = co_await conn.query(std::move(sql), std::move(params), deadline);
         }
         co_return out;
+    }
+
+    // The status query's row as a PgQueryResult (nullopt on an error or a short row); also
+    // remembers the system identifier.
+    std::optional<core::PgQueryResult> parse_status(const PqOutcome& out) {
+        if (out.error || out.result.rows.empty() || out.result.rows[0].size() < 15) {
+            return std::nullopt;
+        }
+        const auto& row = out.result.rows[0];
+        core::PgQueryResult q;
+        q.in_recovery = to_int(row[0]) != 0;
+        q.server_version = to_int(row[1]);
+        q.timeline = to_int(row[2]);
+        q.postmaster_start_time = row[3].value_or("");
+        q.wal_location = to_i64(row[4]);
+        q.replay_location = to_i64(row[6]);
+        q.receive_location = to_i64(row[5]);
+        if (q.receive_location == 0) {
+            q.receive_location = q.replay_location;
+        }
+        q.replayed_timestamp = row[7];
+        q.replay_paused = to_int(row[8]) != 0;
+        q.replication_state = row[9];
+        auto json = nlohmann::ordered_json::parse(row[10].value_or("[]"), nullptr, false);
+        q.replication_json = json.is_discarded() || !json.is_array() ? "[]" : json.dump();
+        q.latest_end_lsn = to_i64(row[11]);
+        if (row[12]) {
+            sysid = *row[12];
+        }
+        q.pending_restart_json = row[14].value_or("{}");
+        return q;
     }
 
     // A fresh superuser connection for commands (execute, create_roles).
@@ -1122,37 +1157,16 @@ Task<core::PgObservation> Postgres::observe() {
     bool need_controldata = !pc.alive || !d.sysid;
     if (pc.alive) {
         auto out = co_await d.status_query();
-        if (out.error || out.result.rows.empty() || out.result.rows[0].size() < 15) {
+        auto parsed = d.parse_status(out);
+        if (!parsed) {
             obs.accepting_connections = false;
             obs.query_error = out.error ? out.error->describe() : "status query returned no row";
             need_controldata = true;
         } else {
-            const auto& row = out.result.rows[0];
-            core::PgQueryResult q;
-            q.in_recovery = to_int(row[0]) != 0;
-            q.server_version = to_int(row[1]);
-            q.timeline = to_int(row[2]);
-            q.postmaster_start_time = row[3].value_or("");
-            q.wal_location = to_i64(row[4]);
-            q.replay_location = to_i64(row[6]);
-            q.receive_location = to_i64(row[5]);
-            if (q.receive_location == 0) {
-                q.receive_location = q.replay_location;
-            }
-            q.replayed_timestamp = row[7];
-            q.replay_paused = to_int(row[8]) != 0;
-            q.replication_state = row[9];
-            auto json = nlohmann::ordered_json::parse(row[10].value_or("[]"), nullptr, false);
-            q.replication_json = json.is_discarded() || !json.is_array() ? "[]" : json.dump();
-            q.latest_end_lsn = to_i64(row[11]);
-            if (row[12]) {
-                d.sysid = *row[12];
-            }
-            obs.cluster_state = q.in_recovery ? "in archive recovery" : "in production";
-            obs.control_timeline = to_int(row[13]);
-            q.pending_restart_json = row[14].value_or("{}");
+            obs.cluster_state = parsed->in_recovery ? "in archive recovery" : "in production";
+            obs.control_timeline = to_int(out.result.rows[0][13]);
             obs.accepting_connections = true;
-            obs.query = std::move(q);
+            obs.query = std::move(*parsed);
             need_controldata = !d.sysid;
         }
     }
@@ -1168,6 +1182,15 @@ Task<core::PgObservation> Postgres::observe() {
     }
     obs.sysid = d.sysid;
     co_return obs;
+}
+
+Task<std::optional<core::PgQueryResult>> Postgres::query_status() {
+    Impl& d = *impl_;
+    if (!d.check_postmaster().alive) {
+        co_return std::nullopt;
+    }
+    auto out = co_await d.status_query();
+    co_return d.parse_status(out);
 }
 
 Task<Status> Postgres::initdb() {
@@ -1794,6 +1817,29 @@ Task<Status> Postgres::rewind_from(std::string host, int port) {
                           " but writing standby.signal failed: " + err->message};
     }
     spdlog::info("pg: pg_rewind from {}:{} succeeded for {}", host, port, d.where());
+    co_return std::nullopt;
+}
+
+Task<Status> Postgres::advance_physical_slots(std::vector<std::string> names) {
+    Impl& d = *impl_;
+    std::string array = "{";
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        array += (i ? ",\"" : "\"") + names[i] + "\"";
+    }
+    array += "}";
+    std::vector<std::optional<std::string>> params;
+    params.emplace_back(std::move(array));
+    auto out = co_await d.cached_query(
+        "SELECT pg_catalog.count(pg_catalog.pg_replication_slot_advance(slot_name,"
+        " pg_catalog.pg_last_wal_replay_lsn()))"
+        " FROM pg_catalog.pg_replication_slots"
+        " WHERE slot_type = 'physical' AND NOT active AND restart_lsn IS NOT NULL"
+        " AND pg_catalog.pg_is_in_recovery()"
+        " AND restart_lsn < pg_catalog.pg_last_wal_replay_lsn() AND slot_name = ANY($1::text[])",
+        std::move(params));
+    if (out.error) {
+        co_return PgError{"could not advance the replication slots: " + out.error->describe()};
+    }
     co_return std::nullopt;
 }
 

@@ -72,6 +72,9 @@ public:
     // (postmaster.pid + /proc state, never kill(pid,0) alone), and one status query with a
     // short deadline when it runs.
     Task<core::PgObservation> observe();
+    // Only the status query on the running instance (nullopt when it is not running or the
+    // query fails): fresh WAL positions for GET /patroni between two observations.
+    Task<std::optional<core::PgQueryResult>> query_status();
 
     // initdb with the configured bootstrap.initdb arguments and the superuser name/password.
     Task<Status> initdb();
@@ -107,6 +110,10 @@ public:
     // Makes the primary's physical replication slots exactly `names` (creates missing ones,
     // drops other physical slots that are not active), as the leader does with use_slots.
     Task<Status> sync_physical_slots(std::vector<std::string> names);
+    // On a replica: moves the inactive physical slots among `names` up to the replay position,
+    // so slots kept for the other members (ready for a promotion) retain only the WAL they
+    // would need then.
+    Task<Status> advance_physical_slots(std::vector<std::string> names);
     // The contents of pg_wal/<timeline as %08X>.history parsed into history lines
     // ([timeline, switch lsn bytes, reason]); empty when the file is absent.
     Task<Result<std::vector<core::HistoryLine>>> read_timeline_history(int timeline);

@@ -184,6 +184,9 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         net::awaitable<core::MemberProbe> probe_member(core::Member member) override {
             co_return co_await runtime::probe_member(impl_->ex_, std::move(member), 2s);
         }
+        net::awaitable<std::shared_ptr<const core::NodeStatus>> fresh_status() override {
+            co_return co_await impl_->fresh_status();
+        }
         void wakeup() override { impl_->wakeup(); }
         void reload() override {
             spdlog::info(
@@ -265,7 +268,8 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     std::optional<rest::RestartRequest> scheduled_restart_;
     std::vector<std::string> applied_slots_;
     bool slots_applied_ = false;
-    int history_timeline_ = 0;  // the timeline whose history we last wrote
+    std::int64_t slots_advanced_to_ = 0;  // replica: replay position the slots were moved to
+    int history_timeline_ = 0;            // the timeline whose history we last wrote
 
     std::optional<core::Cluster> cluster_;
     std::shared_ptr<const core::Cluster> last_good_cluster_;
@@ -717,6 +721,20 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         }
         applied_slots_ = std::move(names);
         slots_applied_ = true;
+        slots_advanced_to_ = 0;
+    }
+
+    net::awaitable<void> advance_slots() {
+        const std::int64_t replay = pg_obs_.query ? pg_obs_.query->replay_location : 0;
+        if (!dynamic_.postgresql.use_slots || !slots_applied_ || applied_slots_.empty() ||
+            replay <= slots_advanced_to_) {
+            co_return;
+        }
+        if (auto err = co_await pg_.advance_physical_slots(applied_slots_)) {
+            spdlog::warn("replication slots: {}", err->message);
+            co_return;
+        }
+        slots_advanced_to_ = replay;
     }
 
     net::awaitable<void> promote() {
@@ -849,7 +867,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             if (now() >= deadline) {
                 break;
             }
-            pause.expires_after(100ms);
+            pause.expires_after(25ms);
             co_await pause.async_wait(net::as_tuple(net::use_awaitable));
         }
         co_return std::nullopt;
@@ -1165,6 +1183,13 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             !pg_obs_.query->in_recovery) {
             co_await sync_slots();
             co_await write_history();
+        } else if (cluster_ && !action_ && role_ == core::Role::Replica && following_ &&
+                   pg_obs_.query && pg_obs_.query->in_recovery) {
+            // A replica keeps the other members' slots too (advanced to its replay position):
+            // promoted, it has them at once, and no follower that re-points at it fails on a
+            // missing slot and then waits wal_retrieve_retry_interval.
+            co_await sync_slots();
+            co_await advance_slots();
         }
         // The dynamic configuration changed (PATCH /config, edit-config): rewrite the managed
         // files and reload; parameters that need a restart show up as pending_restart.
@@ -1254,6 +1279,45 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     }
 
     void publish() { status_ = build_status(); }
+
+    // GET /patroni: the published status with the WAL positions of a status query run now.
+    // Concurrent requests share one query; a running long action, a stopped PostgreSQL, a failed
+    // query or a role change under way answer from the published status.
+    struct FreshQuery {
+        explicit FreshQuery(net::any_io_executor ex)
+            : done(ex, net::steady_timer::time_point::max()) {}
+        net::steady_timer done;
+        std::optional<core::PgQueryResult> result;
+    };
+    std::shared_ptr<FreshQuery> fresh_inflight_;
+
+    net::awaitable<std::shared_ptr<const core::NodeStatus>> fresh_status() {
+        auto published = status_;
+        if (action_ || !published || published->state != core::PgState::Running || !published->pg) {
+            co_return published;
+        }
+        auto query = fresh_inflight_;
+        if (query) {
+            co_await query->done.async_wait(net::as_tuple(net::use_awaitable));
+        } else {
+            query = std::make_shared<FreshQuery>(ex_);
+            fresh_inflight_ = query;
+            auto self = shared_from_this();
+            query->result = co_await pg_.query_status();
+            if (fresh_inflight_ == query) {
+                fresh_inflight_.reset();
+            }
+            query->done.cancel();
+        }
+        auto current = status_;
+        if (!query->result || action_ || !current || current->state != core::PgState::Running ||
+            !current->pg || current->pg->in_recovery != query->result->in_recovery) {
+            co_return current;
+        }
+        auto st = std::make_shared<core::NodeStatus>(*current);
+        st->pg = query->result;
+        co_return st;
+    }
 
     // ---- the loop -----------------------------------------------------------------------
 

@@ -403,6 +403,47 @@ bool Cluster::wait_primary(std::chrono::milliseconds timeout) const {
     return t::wait_until([&] { return primary().has_value(); }, timeout, 250ms);
 }
 
+bool Cluster::replicas_hold_member_slots(std::string* why) const {
+    auto say = [&](const std::string& s) {
+        if (why) {
+            *why = s;
+        }
+        return false;
+    };
+    auto p = primary();
+    if (!p) {
+        return say("no single primary");
+    }
+    for (int i = 0; i < size(); ++i) {
+        if (i == *p) {
+            continue;
+        }
+        PgConn conn(PQconnectdb(conninfo(i).c_str()), &PQfinish);
+        if (PQstatus(conn.get()) != CONNECTION_OK) {
+            return say("cannot connect to " + node(i).name + ": " + PQerrorMessage(conn.get()));
+        }
+        std::unique_ptr<PGresult, decltype(&PQclear)> res(
+            PQexec(conn.get(),
+                   "SELECT slot_name FROM pg_replication_slots"
+                   " WHERE slot_type = 'physical' AND restart_lsn IS NOT NULL"),
+            &PQclear);
+        if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
+            return say(std::string("pg_replication_slots: ") + PQerrorMessage(conn.get()));
+        }
+        std::set<std::string> slots;
+        for (int r = 0; r < PQntuples(res.get()); ++r) {
+            slots.insert(PQgetvalue(res.get(), r, 0));
+        }
+        for (int j = 0; j < size(); ++j) {
+            if (j != i && !slots.count(node(j).name)) {
+                return say("replica " + node(i).name + " holds no slot with reserved WAL for " +
+                           node(j).name);
+            }
+        }
+    }
+    return true;
+}
+
 bool Cluster::primary_streams_to_all(std::string* why) const {
     auto say = [&](const std::string& s) {
         if (why) {

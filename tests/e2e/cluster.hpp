@@ -113,6 +113,9 @@ public:
     // On the primary: a walsender in state streaming for each other node (application_name =
     // member name, as Patroni sets it). *why says what is missing.
     bool primary_streams_to_all(std::string* why = nullptr) const;
+    // On every replica: a physical slot with reserved WAL for each other member (kept ready for a
+    // promotion, so followers never re-point at a leader that lacks their slot).
+    bool replicas_hold_member_slots(std::string* why = nullptr) const;
     // GET /cluster on the primary (what patronictl list shows, read from the DCS) lists every
     // node, with the primary as the only "leader". *why says what differs.
     bool dcs_lists_all_members(std::string* why = nullptr) const;

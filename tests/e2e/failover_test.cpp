@@ -200,6 +200,13 @@ void switchover_and_back(const dt::Backend& backend, const std::string& tag) {
 
     const int first = current_primary(c);
     const int candidate = (first + 1) % c.size();
+    {
+        std::string why;
+        const bool ready =
+            t::wait_until([&] { return c.replicas_hold_member_slots(&why); }, 30s, 250ms);
+        INFO(why);
+        CHECK(ready);
+    }
     const auto there = switchover(c, w, first, candidate);
     report(tag,
            "switchover",

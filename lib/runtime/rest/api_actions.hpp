@@ -3,11 +3,13 @@
 #pragma once
 
 #include "core/cluster.hpp"
+#include "core/node_status.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -45,6 +47,14 @@ public:
         std::string json, std::optional<std::int64_t> version) = 0;
     // GET <api_url> of another member with a 2 s deadline, no retry.
     virtual boost::asio::awaitable<core::MemberProbe> probe_member(core::Member member) = 0;
+
+    // GET /patroni: the published status with WAL positions read from PostgreSQL just now (as
+    // Patroni queries per request), so a switchover's old primary sees the candidate's position
+    // after its shutdown checkpoint without waiting for the candidate's next HA cycle.
+    // nullptr = answer from the published status.
+    virtual boost::asio::awaitable<std::shared_ptr<const core::NodeStatus>> fresh_status() {
+        co_return nullptr;
+    }
 
     // Wake the HA loop (a request changed something it must act on).
     virtual void wakeup() = 0;

@@ -40,7 +40,10 @@ struct detail::ServerImpl {
           clock(std::move(clk)),
           acceptor(ex) {}
 
-    HttpResponse respond(const HttpRequest& req, const std::string& peer);
+    // `fresh`: a status to answer from instead of source() (GET /patroni), may be null.
+    HttpResponse respond(const HttpRequest& req,
+                         const std::string& peer,
+                         std::shared_ptr<const core::NodeStatus> fresh = nullptr);
 
     net::any_io_executor ex;
     Options opts;
@@ -223,6 +226,16 @@ net::awaitable<HttpResponse> respond_unsafe(std::shared_ptr<detail::ServerImpl> 
     co_return to_http(std::move(out), ctx, server_header, version, keep_alive, false);
 }
 
+// GET /patroni (what the members probe each other with) is answered from fresh WAL positions.
+bool wants_fresh_status(std::string_view target) {
+    const auto end = target.find_first_of("?#");
+    std::string_view path = target.substr(0, end);
+    while (!path.empty() && path.back() == '/') {
+        path.remove_suffix(1);
+    }
+    return path == "/patroni";
+}
+
 net::awaitable<void> run_session(std::shared_ptr<detail::ServerImpl> impl, tcp::socket socket) {
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
@@ -278,6 +291,11 @@ net::awaitable<void> run_session(std::shared_ptr<detail::ServerImpl> impl, tcp::
                                           to_request(parser.get(), peer),
                                           parser.get().version(),
                                           parser.get().keep_alive());
+        } else if (impl->actions != nullptr && parser.get().method() == http::verb::get &&
+                   wants_fresh_status(parser.get().target())) {
+            stream.expires_never();
+            auto fresh = co_await impl->actions->fresh_status();
+            res = impl->respond(parser.get(), peer, std::move(fresh));
         } else {
             res = impl->respond(parser.get(), peer);
         }
@@ -349,7 +367,9 @@ std::optional<ListenAddress> parse_listen(const std::string& listen) {
 
 }  // namespace
 
-HttpResponse detail::ServerImpl::respond(const HttpRequest& req, const std::string& peer) {
+HttpResponse detail::ServerImpl::respond(const HttpRequest& req,
+                                         const std::string& peer,
+                                         std::shared_ptr<const core::NodeStatus> fresh) {
     const Request r = to_request(req, peer);
 
     Response out;
@@ -357,7 +377,7 @@ HttpResponse detail::ServerImpl::respond(const HttpRequest& req, const std::stri
     std::string server_header = "pgwarden";
     try {
         ctx = clock();
-        const auto status = source();
+        const auto status = fresh ? std::move(fresh) : source();
         if (status) {
             server_header = "pgwarden Patroni/" + status->version;
             out = handle(r, *status, ctx, opts.settings);

@@ -201,3 +201,46 @@ TEST_CASE("server: unsafe endpoints through ApiActions", "[rest][server][unsafe]
         CHECK(fake.read_count == 0);
     }
 }
+
+namespace {
+
+// fresh_status() answers with another WAL position than the published status.
+class FreshActions : public FakeApiActions {
+public:
+    std::atomic<int> fresh_calls{0};
+    boost::asio::awaitable<std::shared_ptr<const core::NodeStatus>> fresh_status() override {
+        ++fresh_calls;
+        auto st = std::make_shared<core::NodeStatus>(primary_status());
+        st->pg->wal_location = 987654321;
+        co_return st;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("server: GET /patroni answers from fresh_status(), other GETs from the published one",
+          "[rest][server][unsafe]") {
+    FreshActions fresh;
+    UnsafeServerFixture fx(&fresh, UnsafeOptions{}, 1000);
+    REQUIRE_FALSE(fx.start_error());
+    Client c(fx.port());
+
+    c.send("GET /patroni HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto r1 = c.read();
+    CHECK(r1.result_int() == 200);
+    CHECK(r1.body().find("\"location\":987654321") != std::string::npos);
+    CHECK(fresh.fresh_calls == 1);
+
+    c.send("GET /patroni/?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(c.read().body().find("987654321") != std::string::npos);
+    CHECK(fresh.fresh_calls == 2);
+
+    c.send("GET /primary HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto r3 = c.read();
+    CHECK(r3.result_int() == 200);
+    CHECK(r3.body().find("987654321") == std::string::npos);
+    c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(c.read().result_int() == 200);
+    CHECK(fresh.fresh_calls == 2);
+    fx.shutdown();
+}
