@@ -15,6 +15,9 @@
 #include <algorithm>
 #include <charconv>
 #include <exception>
+#include <map>
+#include <string_view>
+#include <vector>
 
 namespace pgwarden::dcs {
 
@@ -29,6 +32,18 @@ constexpr unsigned short kDefaultPort = 2379;
 constexpr milliseconds kMinAttemptTimeout{1000};
 constexpr milliseconds kFirstBackoff{100};
 constexpr milliseconds kMaxBackoff{1000};
+
+// The watch-fed cache (Patroni's KVCache). get_cluster waits this long for the watch to deliver
+// our own last write before it reads directly instead (read-your-writes).
+constexpr milliseconds kReadYourWritesWait{150};
+// A cache that nothing has confirmed for this long is not trusted (silently dead stream); etcd
+// sends progress notifications on idle watches only every 10 minutes.
+constexpr std::chrono::minutes kCacheMaxSilence{5};
+// A unary answer reported a store revision the cache has not reached for this long: the change
+// may be outside our prefix, or the stream may be stuck. Checked with one direct read at most
+// every kBehindCheckInterval.
+constexpr std::chrono::seconds kBehindGrace{2};
+constexpr std::chrono::seconds kBehindCheckInterval{30};
 
 // gRPC status codes the gateway reports in "code" (spec §8).
 constexpr int kGrpcUnknown = 2;
@@ -340,6 +355,97 @@ json txn(json compares, json success, json failure = json::array()) {
     return t;
 }
 
+// header.revision of an answer: "header" (unary calls) or "result.header" (keepalive); 0 if
+// absent.
+std::int64_t header_revision(const json& body) {
+    if (!body.is_object()) {
+        return 0;
+    }
+    if (auto it = body.find("header"); it != body.end()) {
+        return i64_field(*it, "revision");
+    }
+    if (auto it = body.find("result"); it != body.end() && it->is_object()) {
+        if (auto h = it->find("header"); h != it->end()) {
+            return i64_field(*h, "revision");
+        }
+    }
+    return 0;
+}
+
+// Whether the executed branch of a txn answer (nested txns included) wrote anything.
+bool txn_wrote(const json& body) {
+    auto it = body.find("responses");
+    if (it == body.end() || !it->is_array()) {
+        return false;
+    }
+    for (const auto& r : *it) {
+        if (!r.is_object()) {
+            continue;
+        }
+        if (r.contains("response_put") || r.contains("response_delete_range")) {
+            return true;
+        }
+        if (auto nested = r.find("response_txn"); nested != r.end() && txn_wrote(*nested)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Whether an answer on `path` must be visible to the next get_cluster: every write, and a
+// txn whose compare failed (our view was stale: Patroni PR #2783). A txn that succeeded
+// without writing (update_leader's "already ours") changes nothing.
+bool must_read_after(std::string_view path, const json& body) {
+    if (path == "/kv/put" || path == "/kv/deleterange" || path == "/lease/revoke") {
+        return true;
+    }
+    if (path == "/kv/txn") {
+        return !bool_field(body, "succeeded") || txn_wrote(body);
+    }
+    return false;
+}
+
+bool same_keys(const RawKeys& a, const RawKeys& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+        return x.first == y.first && x.second.value == y.second.value &&
+               x.second.version == y.second.version && x.second.owner == y.second.owner;
+    });
+}
+
+// The keys of a /kv/range answer on the prefix, relative to it.
+Result<RawKeys> parse_range(const json& body, const std::string& prefix) try {
+    RawKeys keys;
+    auto it = body.find("kvs");
+    if (it == body.end()) {
+        return keys;
+    }
+    if (!it->is_array()) {
+        return make_error_code(Errc::Protocol);
+    }
+    for (const auto& kv : *it) {
+        auto key = b64_decode(kv.value("key", ""));
+        auto value = b64_decode(kv.value("value", ""));
+        if (!key || !value || key->rfind(prefix, 0) != 0) {
+            return make_error_code(Errc::Protocol);
+        }
+        RawKey raw;
+        raw.value = std::move(*value);
+        raw.version = i64_field(kv, "mod_revision");
+        raw.owner = id_field(kv, "lease");
+        if (raw.owner == "0") {
+            raw.owner.clear();
+        }
+        keys.emplace(key->substr(prefix.size()), std::move(raw));
+    }
+    return keys;
+} catch (const json::exception&) {
+    return make_error_code(Errc::Protocol);
+}
+
+json prefix_range_request(const std::string& prefix) {
+    return json{{"key", b64_encode(prefix)}, {"range_end", b64_encode(prefix_range_end(prefix))}};
+}
+
 void log_task_exception(std::exception_ptr e) {
     if (!e) {
         return;
@@ -383,9 +489,14 @@ struct Etcd3Dcs::State {
     Clock::time_point last_lease_refresh{};
 
     // What we last saw/wrote, to skip redundant writes (Patroni: deep_compare / status cache).
+    // member_revision: the store revision member_value/member_owner were learnt at; an older
+    // read does not overwrite them.
     std::optional<std::string> member_value;
     std::string member_owner;
+    std::int64_t member_revision = 0;
     std::optional<std::string> last_status;
+    // header.revision of the last keepalive of the current lease (0 = none since it was granted).
+    std::int64_t keepalive_revision = 0;
 
     // Watch.
     bool running = false;
@@ -393,8 +504,28 @@ struct Etcd3Dcs::State {
     std::function<void()> on_leader_change;
     std::unique_ptr<HttpClient> watch_client;
     std::size_t watch_host = 0;
-    std::int64_t watch_revision = 0;  // next revision to watch from; 0 = read it first
+    std::uint64_t stream_seq = 0;  // messages of older streams are ignored
+    bool watch_restart = false;    // the current stream was closed on purpose (not a failure)
     net::steady_timer backoff_timer;
+
+    // The cache of every key under the prefix, fed by the watch (Patroni's KVCache).
+    // cache_filled: `cache` is the store as of cache_revision (a range plus every watch event
+    // after it). cache_valid: filled and the stream that feeds it is up; get_cluster may use it.
+    RawKeys cache;
+    std::int64_t cache_revision = 0;
+    std::int64_t snapshot_revision = 0;  // of the last range the cache was (re)filled from
+    bool cache_filled = false;
+    bool cache_valid = false;
+    Clock::time_point cache_confirmed_at{};  // last watch message, refill or confirming answer
+    // Max header.revision of our writes (read-your-writes) and of any answer at all.
+    std::int64_t write_revision = 0;
+    std::int64_t observed_revision = 0;
+    std::optional<Clock::time_point> behind_since;  // observed_revision > cache_revision since
+    Clock::time_point last_behind_check{};
+    std::vector<net::steady_timer*> cache_waiters;  // get_cluster calls waiting for the watch
+
+    // HTTP requests sent, by API path ("/kv/range", "/lease/keepalive", "/watch", ...).
+    std::map<std::string, std::uint64_t, std::less<>> requests;
 
     std::string key(std::string_view name) const { return prefix + std::string(name); }
     std::string leader_key() const { return key("leader"); }
@@ -411,6 +542,51 @@ struct Etcd3Dcs::State {
         if (clients.size() > 1) {
             current = (current + 1) % clients.size();
             spdlog::info("etcd3: switching to {}:{}", client().host(), client().port());
+            if (watch_host != current) {
+                drop_cache("switched to another etcd host");  // the watch follows
+            }
+        }
+    }
+
+    void wake_cache_waiters() {
+        for (auto* timer : cache_waiters) {
+            timer->cancel();
+        }
+    }
+    // The cache is not fed any more (or cannot be trusted): unusable until the watch loop has
+    // read the prefix again and created a new watch. Closes the current stream, if any.
+    void drop_cache(std::string_view why) {
+        if (cache_valid) {
+            spdlog::debug("etcd3: cache dropped: {}", why);
+        }
+        cache_valid = false;
+        cache_filled = false;
+        if (running && watch_client) {
+            ++stream_seq;  // whatever the closing stream still delivers is ignored
+            watch_restart = true;
+            watch_client->cancel_streams();
+        }
+        wake_cache_waiters();
+    }
+    // The cache reached a new revision (refill, watch events).
+    void cache_advanced() {
+        cache_confirmed_at = Clock::now();
+        if (cache_revision >= observed_revision) {
+            behind_since.reset();
+        }
+        wake_cache_waiters();
+    }
+    // A successful answer carried header.revision `rev`; `write` = our write (or a failed
+    // compare, which means our view was stale) that the next get_cluster must reflect.
+    void note_revision(std::int64_t rev, bool write) {
+        if (write) {
+            write_revision = std::max(write_revision, rev);
+        }
+        observed_revision = std::max(observed_revision, rev);
+        if (rev <= cache_revision) {
+            cache_confirmed_at = Clock::now();  // nothing newer exists than what the cache has
+        } else if (!behind_since) {
+            behind_since = Clock::now();
         }
     }
     HttpHeaders headers() const {
@@ -430,6 +606,7 @@ using StatePtr = std::shared_ptr<State>;
 // GET /version -> API prefix (Patroni: >= 3.4 -> /v3, 3.3 -> /v3beta, older -> /v3alpha).
 net::awaitable<Result<void>> discover_api(StatePtr s, Clock::time_point deadline) {
     auto timeout = std::min(s->attempt_timeout(), std::max(remaining(deadline), milliseconds(1)));
+    ++s->requests["/version"];
     auto r = co_await s->client().request("GET", "/version", "", s->headers(), timeout);
     if (!r) {
         co_return r.error();
@@ -474,6 +651,7 @@ net::awaitable<Result<void>> authenticate(StatePtr s, Clock::time_point deadline
     json body{{"name", s->settings.username}, {"password", s->settings.password}};
     auto timeout = std::min(s->attempt_timeout(), std::max(remaining(deadline), milliseconds(1)));
     HttpHeaders headers{{"Content-Type", "application/json"}};
+    ++s->requests["/auth/authenticate"];
     auto r = co_await s->client().request(
         "POST", s->api + "/auth/authenticate", body.dump(), std::move(headers), timeout);
     if (!r) {
@@ -547,6 +725,7 @@ net::awaitable<Result<json>> call(StatePtr s,
             if (timeout <= milliseconds(0)) {
                 co_return make_error_code(last);
             }
+            ++s->requests[path];
             auto r =
                 co_await s->client().request("POST", s->api + path, text, s->headers(), timeout);
             if (!r) {
@@ -557,6 +736,9 @@ net::awaitable<Result<json>> call(StatePtr s,
             }
         }
         if (v.result) {
+            if (auto rev = header_revision(*v.result); rev > 0) {
+                s->note_revision(rev, must_read_after(path, *v.result));
+            }
             co_return std::move(v.result);
         }
         if (v.reauth && !s->settings.username.empty() && !reauthenticated) {
@@ -569,6 +751,10 @@ net::awaitable<Result<json>> call(StatePtr s,
         if (!v.retry) {
             co_return v.result.error();
         }
+        // etcd did not answer (or has no quorum): the watch may be as dead, so the cache is not
+        // trusted until it has been read again; get_cluster reads directly meanwhile and reports
+        // the outage as an error (a DCS error is never "no leader").
+        s->drop_cache("a request failed");
         if (v.result.error().category() == dcs_category()) {
             last = static_cast<Errc>(v.result.error().value());
         }
@@ -599,8 +785,18 @@ net::awaitable<Result<void>> grant_lease(StatePtr s, Clock::time_point deadline)
     s->lease = id;
     s->lease_ttl = s->timing.ttl;
     s->last_lease_refresh = Clock::now();
+    s->keepalive_revision = 0;
     spdlog::info("etcd3: granted lease {} ttl={}s", id, i64_field(*r, "TTL"));
     co_return Result<void>{};
+}
+
+// Our lease is gone (expired, revoked, or replaced after a ttl change): so are the keys attached
+// to it. Forget that the member key is ours, so that touch_member writes it again.
+void drop_lease(State& s) {
+    s.lease.clear();
+    s.keepalive_revision = 0;
+    s.member_value.reset();
+    s.member_owner.clear();
 }
 
 // Patroni's _do_refresh_lease: keepalive at most once per loop_wait unless forced; a keepalive
@@ -608,7 +804,7 @@ net::awaitable<Result<void>> grant_lease(StatePtr s, Clock::time_point deadline)
 net::awaitable<Result<void>> refresh_lease(StatePtr s, bool force, Clock::time_point deadline) {
     if (!s->lease.empty() && s->lease_ttl != s->timing.ttl) {
         spdlog::info("etcd3: ttl changed to {}s; dropping lease {}", s->timing.ttl, s->lease);
-        s->lease.clear();
+        drop_lease(*s);
     }
     if (!s->lease.empty() && !force &&
         Clock::now() - s->last_lease_refresh < std::chrono::seconds(s->timing.loop_wait)) {
@@ -621,14 +817,15 @@ net::awaitable<Result<void>> refresh_lease(StatePtr s, bool force, Clock::time_p
             if (r.error() != make_error_code(Errc::NotFound)) {
                 co_return r.error();
             }
-            s->lease.clear();
+            drop_lease(*s);
         } else {
             const json& result = r->contains("result") ? (*r)["result"] : *r;
             if (i64_field(result, "TTL") <= 0) {
                 spdlog::warn("etcd3: lease {} expired", s->lease);
-                s->lease.clear();
+                drop_lease(*s);
             } else {
                 s->last_lease_refresh = Clock::now();
+                s->keepalive_revision = header_revision(*r);
             }
         }
     }
@@ -691,42 +888,116 @@ net::awaitable<void> write_status(StatePtr s, std::int64_t lsn, Clock::time_poin
     }
 }
 
-net::awaitable<Result<core::Cluster>> do_get_cluster(StatePtr s) {
-    json request{{"key", b64_encode(s->prefix)},
-                 {"range_end", b64_encode(prefix_range_end(s->prefix))}};
-    auto r = co_await call(s, "/kv/range", std::move(request), op_deadline(s));
+// Remembers what the store (as of `revision`) says about our member key, for touch_member.
+void remember_member(State& s, const core::Cluster& cluster, std::int64_t revision) {
+    if (revision < s.member_revision) {
+        return;  // older than our own last write of it
+    }
+    s.member_revision = revision;
+    if (const auto* me = cluster.member(s.member_name)) {
+        s.member_value = me->data_json;
+        s.member_owner = me->owner;
+    } else {
+        s.member_value.reset();
+        s.member_owner.clear();
+    }
+}
+
+// Registers a timer that cache progress (or loss) cancels, for as long as it lives.
+class CacheWaiter {
+public:
+    CacheWaiter(State& s, net::steady_timer& timer) : state_(s), timer_(&timer) {
+        state_.cache_waiters.push_back(timer_);
+    }
+    ~CacheWaiter() { std::erase(state_.cache_waiters, timer_); }
+    CacheWaiter(const CacheWaiter&) = delete;
+    CacheWaiter& operator=(const CacheWaiter&) = delete;
+
+private:
+    State& state_;
+    net::steady_timer* timer_;
+};
+
+enum class CacheUse {
+    Use,          // valid, confirmed, has our last write
+    Read,         // read directly (not valid yet, or our write did not arrive in time)
+    CheckStream,  // read directly and compare: the cache may have missed events
+};
+
+net::awaitable<CacheUse> cache_use(StatePtr s) {
+    if (!s->cache_valid) {
+        co_return CacheUse::Read;
+    }
+    const auto now = Clock::now();
+    if (now - s->cache_confirmed_at > kCacheMaxSilence) {
+        spdlog::debug("etcd3: cache not confirmed for {} min; reading directly",
+                      kCacheMaxSilence.count());
+        co_return CacheUse::CheckStream;
+    }
+    if (s->behind_since && now - *s->behind_since >= kBehindGrace &&
+        now - s->last_behind_check >= kBehindCheckInterval) {
+        s->last_behind_check = now;
+        spdlog::debug("etcd3: cache at revision {}, etcd reported {}; reading directly",
+                      s->cache_revision,
+                      s->observed_revision);
+        co_return CacheUse::CheckStream;
+    }
+    if (s->cache_revision >= s->write_revision) {
+        co_return CacheUse::Use;
+    }
+    // Read-your-writes: our last write has not come through the watch yet; wait a little.
+    const auto deadline = now + kReadYourWritesWait;
+    net::steady_timer timer(s->executor);
+    CacheWaiter waiter(*s, timer);
+    while (s->cache_valid && s->cache_revision < s->write_revision && Clock::now() < deadline) {
+        timer.expires_at(deadline);
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    }
+    co_return s->cache_valid && s->cache_revision >= s->write_revision ? CacheUse::Use
+                                                                       : CacheUse::Read;
+}
+
+// One linearizable read of the prefix (the only way while the cache is not usable). A valid
+// cache older than the answer is replaced by it; with `check_stream`, a cache that differed
+// means the stream missed events: it is restarted.
+net::awaitable<Result<core::Cluster>> read_cluster(StatePtr s, bool check_stream) {
+    auto r = co_await call(s, "/kv/range", prefix_range_request(s->prefix), op_deadline(s));
     if (!r) {
         co_return r.error();
     }
-    RawKeys keys;
-    if (auto it = r->find("kvs"); it != r->end()) {
-        if (!it->is_array()) {
-            co_return Errc::Protocol;
-        }
-        for (const auto& kv : *it) {
-            auto key = b64_decode(kv.value("key", ""));
-            auto value = b64_decode(kv.value("value", ""));
-            if (!key || !value || key->rfind(s->prefix, 0) != 0) {
-                co_return Errc::Protocol;
-            }
-            RawKey raw;
-            raw.value = std::move(*value);
-            raw.version = i64_field(kv, "mod_revision");
-            raw.owner = id_field(kv, "lease");
-            if (raw.owner == "0") {
-                raw.owner.clear();
-            }
-            keys.emplace(key->substr(s->prefix.size()), std::move(raw));
-        }
+    auto keys = parse_range(*r, s->prefix);
+    if (!keys) {
+        co_return keys.error();
     }
-    auto cluster = build_cluster(keys);
-    if (const auto* me = cluster.member(s->member_name)) {
-        s->member_value = me->data_json;
-        s->member_owner = me->owner;
-    } else {
-        s->member_value.reset();
+    const auto revision = header_revision(*r);
+    auto cluster = build_cluster(*keys);
+    remember_member(*s, cluster, revision);
+    if (s->cache_valid && revision >= s->cache_revision) {
+        // (Only once the cache has our last write: until then it differs anyway.)
+        const bool differed =
+            check_stream && s->cache_revision >= s->write_revision && !same_keys(s->cache, *keys);
+        s->cache = std::move(*keys);
+        s->cache_revision = revision;
+        s->snapshot_revision = revision;
+        s->cache_advanced();
+        if (differed) {
+            spdlog::warn(
+                "etcd3: the watch missed changes (cache behind revision {}); restarting it",
+                revision);
+            s->drop_cache("the watch missed changes");
+        }
     }
     co_return cluster;
+}
+
+net::awaitable<Result<core::Cluster>> do_get_cluster(StatePtr s) {
+    const auto use = co_await cache_use(s);
+    if (use == CacheUse::Use) {
+        auto cluster = build_cluster(s->cache);
+        remember_member(*s, cluster, s->cache_revision);
+        co_return cluster;
+    }
+    co_return co_await read_cluster(s, use == CacheUse::CheckStream);
 }
 
 net::awaitable<Result<bool>> do_initialize(StatePtr s, std::string sysid, bool create_new) {
@@ -769,12 +1040,26 @@ net::awaitable<Result<bool>> do_acquire_leader(StatePtr s) {
             co_return fail_bool(r.error());
         }
         spdlog::error("etcd3: our lease disappeared; getting a new one and retrying the race");
-        s->lease.clear();
+        drop_lease(*s);
     }
     co_return Errc::NotFound;
 }
 
-// Keepalive (forced), then make sure the leader key holds our name with our lease:
+// Whether the cache proves that the leader key holds our name with our lease as of the keepalive
+// that has just proved the lease alive, so the txn below would write nothing: the cache is fed
+// by a live watch, has our last write, and has every change up to the keepalive's revision.
+bool cached_leader_is_ours(const State& s) {
+    if (!s.cache_valid || s.lease.empty() || s.keepalive_revision <= 0 ||
+        s.cache_revision < s.keepalive_revision || s.cache_revision < s.write_revision) {
+        return false;
+    }
+    auto it = s.cache.find("leader");
+    return it != s.cache.end() && it->second.value == s.member_name && it->second.owner == s.lease;
+}
+
+// Keepalive (forced: TTL <= 0 = the lease and its keys are gone), then make sure the leader key
+// holds our name with our lease. When the cache proves it, nothing more is sent (Patroni: the
+// txn only when the cached leader key's lease differs from ours). Otherwise one txn:
 // VALUE==name && LEASE==lease -> nothing to write; else VALUE==name -> put with our lease
 // (lease was renewed), else CREATE==0 -> put (key expired meanwhile; Patroni PR #2693).
 net::awaitable<Result<bool>> do_update_leader(StatePtr s, std::optional<std::int64_t> last_lsn) {
@@ -783,6 +1068,12 @@ net::awaitable<Result<bool>> do_update_leader(StatePtr s, std::optional<std::int
         auto lease = co_await refresh_lease(s, true, deadline);
         if (!lease) {
             co_return fail_bool(lease.error());
+        }
+        if (cached_leader_is_ours(*s)) {
+            if (last_lsn) {
+                co_await write_status(s, *last_lsn, deadline);
+            }
+            co_return true;
         }
         const auto key = s->leader_key();
         json create_txn = txn(json::array({compare(key, "CREATE", "create_revision", "0")}),
@@ -799,7 +1090,7 @@ net::awaitable<Result<bool>> do_update_leader(StatePtr s, std::optional<std::int
         if (!r) {
             if (r.error() == make_error_code(Errc::NotFound) && attempt == 0) {
                 spdlog::error("etcd3: our lease disappeared while updating the leader key");
-                s->lease.clear();
+                drop_lease(*s);
                 continue;
             }
             co_return fail_bool(r.error());
@@ -867,20 +1158,29 @@ net::awaitable<Result<bool>> do_touch_member(StatePtr s, std::string value) {
         if (r) {
             s->member_value = value;
             s->member_owner = s->lease;
+            s->member_revision = std::max(s->member_revision, header_revision(*r));
             co_return true;
         }
         if (r.error() != make_error_code(Errc::NotFound) || attempt > 0) {
             co_return fail_bool(r.error());
         }
         spdlog::error("etcd3: our lease disappeared; getting a new one for the member key");
-        s->lease.clear();
+        drop_lease(*s);
     }
     co_return Errc::NotFound;
 }
 
 net::awaitable<Result<void>> do_delete_member(StatePtr s) {
     s->member_value.reset();
-    co_return co_await delete_key(s, s->member_key());
+    s->member_owner.clear();
+    json request{{"key", b64_encode(s->member_key())}};
+    auto r = co_await call(s, "/kv/deleterange", std::move(request), op_deadline(s));
+    if (!r) {
+        co_return r.error();
+    }
+    // A read that started before the delete must not bring the old value back.
+    s->member_revision = std::max(s->member_revision, header_revision(*r));
+    co_return Result<void>{};
 }
 
 net::awaitable<Result<bool>> do_set_history(StatePtr s, std::string value) {
@@ -892,13 +1192,13 @@ net::awaitable<Result<bool>> do_set_history(StatePtr s, std::string value) {
 }
 
 net::awaitable<Result<void>> do_close_session(StatePtr s) {
-    s->member_value.reset();
     s->last_status.reset();
     if (s->lease.empty()) {
+        s->member_value.reset();
         co_return Result<void>{};
     }
-    auto lease = std::move(s->lease);
-    s->lease.clear();
+    auto lease = s->lease;
+    drop_lease(*s);
     json request{{"ID", lease}};
     auto r = co_await call(s, "/lease/revoke", std::move(request), op_deadline(s));
     if (!r && r.error() != make_error_code(Errc::NotFound)) {
@@ -908,17 +1208,82 @@ net::awaitable<Result<void>> do_close_session(StatePtr s) {
     co_return Result<void>{};
 }
 
-// ----- watch -------------------------------------------------------------------------------
+// ----- watch and cache ---------------------------------------------------------------------
 
 struct WatchProgress {
-    bool leader_changed = false;
-    bool restart_from_fresh = false;  // canceled (compaction) -> read a fresh revision
     bool auth_failed = false;
     bool created = false;
 };
 
+// Keys whose change wakes the HA loop at once: the leader key (as before), and the failover and
+// config keys (switchover / pause latency). Member and status changes do not (needless cycles).
+bool wakes_ha_loop(std::string_view relative_key) {
+    return relative_key == "leader" || relative_key == "failover" || relative_key == "config";
+}
+
+// Applies the events of one watch message to the cache. Events at or below the revision of the
+// range the cache was last filled from are already in it (a direct read may get ahead of the
+// stream); the stream brings every later event once and in order (the events of one revision,
+// e.g. a txn or a lease expiry, in one message). Returns false on a malformed event.
+bool apply_events(State& s, const json& events, bool& wake) {
+    const std::int64_t base = s.snapshot_revision;
+    std::int64_t top = s.cache_revision;
+    for (const auto& ev : events) {
+        auto kv = ev.find("kv");
+        if (!ev.is_object() || kv == ev.end() || !kv->is_object()) {
+            continue;
+        }
+        auto key = b64_decode(kv->value("key", ""));
+        if (!key) {
+            return false;
+        }
+        if (key->rfind(s.prefix, 0) != 0) {
+            continue;
+        }
+        auto relative = key->substr(s.prefix.size());
+        if (wakes_ha_loop(relative)) {
+            wake = true;
+        }
+        const auto revision = i64_field(*kv, "mod_revision");
+        if (revision <= base) {
+            continue;
+        }
+        const auto type = ev.find("type");  // absent = PUT; an enum name, or its number
+        const bool is_delete = type != ev.end() && ((type->is_string() && *type == "DELETE") ||
+                                                    (type->is_number_integer() && *type == 1));
+        if (is_delete) {
+            s.cache.erase(relative);
+        } else {
+            auto value = b64_decode(kv->value("value", ""));
+            if (!value) {
+                return false;
+            }
+            RawKey raw;
+            raw.value = std::move(*value);
+            raw.version = revision;
+            raw.owner = id_field(*kv, "lease");
+            if (raw.owner == "0") {
+                raw.owner.clear();
+            }
+            s.cache.insert_or_assign(std::move(relative), std::move(raw));
+        }
+        top = std::max(top, revision);
+    }
+    if (top > s.cache_revision) {
+        s.cache_revision = top;
+        s.cache_advanced();
+    }
+    return true;
+}
+
 // Handles one stream message; returns false to close the stream.
-bool on_watch_line(const StatePtr& s, WatchProgress& progress, std::string_view line) {
+bool on_watch_line(const StatePtr& s,
+                   WatchProgress& progress,
+                   std::uint64_t seq,
+                   std::string_view line) {
+    if (!s->running || s->stream_seq != seq) {
+        return false;  // an old stream: its events must not interleave with the new one's
+    }
     auto msg = json::parse(line, nullptr, false);
     if (msg.is_discarded() || !msg.is_object()) {
         spdlog::warn("etcd3: unparsable watch message");
@@ -946,44 +1311,49 @@ bool on_watch_line(const StatePtr& s, WatchProgress& progress, std::string_view 
             contains(reason, "permission")) {
             progress.auth_failed = true;
         }
-        progress.restart_from_fresh = true;
-        return false;
+        return false;  // the stream is not closed by the server (patroni#3396)
     }
+    // Any message of the live stream (creation, events, progress notification) confirms it.
+    s->cache_confirmed_at = Clock::now();
     if (bool_field(result, "created")) {
         progress.created = true;
-    }
-    const auto leader_key = s->leader_key();
-    if (auto events = result.find("events"); events != result.end() && events->is_array()) {
-        for (const auto& ev : *events) {
-            auto kv = ev.find("kv");
-            if (kv == ev.end()) {
-                continue;
-            }
-            auto key = b64_decode(kv->value("key", ""));
-            if (key && *key == leader_key) {
-                progress.leader_changed = true;
-            }
-            s->watch_revision = std::max(s->watch_revision, i64_field(*kv, "mod_revision") + 1);
+        if (s->cache_filled) {
+            s->cache_valid = true;
+            s->cache_advanced();
         }
     }
-    if (progress.leader_changed && s->on_leader_change) {
-        progress.leader_changed = false;
+    bool wake = false;
+    if (auto events = result.find("events"); events != result.end() && events->is_array()) {
+        if (!apply_events(*s, *events, wake)) {
+            spdlog::warn("etcd3: malformed watch event");
+            s->cache_valid = false;
+            s->cache_filled = false;
+            s->wake_cache_waiters();
+            return false;
+        }
+    }
+    if (wake && s->on_leader_change) {
         net::post(s->executor, s->on_leader_change);
     }
     return true;
 }
 
-net::awaitable<Result<void>> read_watch_start(StatePtr s) {
-    json request{{"key", b64_encode(s->leader_key())}};
-    auto r = co_await call(s, "/kv/range", std::move(request), op_deadline(s));
+// Reads the whole prefix into the cache; the watch then starts at the next revision.
+net::awaitable<Result<void>> fill_cache(StatePtr s) {
+    auto r = co_await call(s, "/kv/range", prefix_range_request(s->prefix), op_deadline(s));
     if (!r) {
         co_return r.error();
     }
-    auto header = r->find("header");
-    if (header == r->end()) {
+    auto keys = parse_range(*r, s->prefix);
+    const auto revision = header_revision(*r);
+    if (!keys || revision <= 0) {
         co_return Errc::Protocol;
     }
-    s->watch_revision = i64_field(*header, "revision") + 1;
+    s->cache = std::move(*keys);
+    s->cache_revision = revision;
+    s->snapshot_revision = revision;
+    s->cache_filled = true;
+    s->cache_advanced();
     co_return Result<void>{};
 }
 
@@ -991,22 +1361,26 @@ bool watch_alive(const StatePtr& s, std::uint64_t generation) {
     return s->running && s->watch_generation == generation;
 }
 
+// Keeps the cache filled and fed: range of the prefix, then a watch on the prefix from the
+// next revision (with progress notifications). Whenever the stream ends, for whatever reason,
+// the cache is invalid until both have been done again.
 net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
     auto backoff = kFirstBackoff;
     bool notify_after_resync = false;
     while (watch_alive(s, generation)) {
-        if (s->watch_revision == 0) {
-            auto r = co_await read_watch_start(s);
+        if (!s->cache_filled) {
+            auto r = co_await fill_cache(s);
             if (!watch_alive(s, generation)) {
                 break;
             }
             if (!r) {
-                spdlog::debug("etcd3: watch cannot read start revision: {}", r.error().message());
+                spdlog::debug("etcd3: watch cannot read the prefix: {}", r.error().message());
                 s->backoff_timer.expires_after(backoff);
                 co_await s->backoff_timer.async_wait(net::as_tuple(net::use_awaitable));
                 backoff = std::min(backoff * 2, kMaxBackoff);
                 continue;
             }
+            // Changes may have been missed while there was no stream.
             if (notify_after_resync && s->on_leader_change) {
                 net::post(s->executor, s->on_leader_change);
             }
@@ -1018,12 +1392,26 @@ net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
             s->watch_client = std::make_unique<HttpClient>(s->executor, hp.host, hp.port);
         }
         json create{{"create_request",
-                     json{{"key", b64_encode(s->leader_key())},
-                          {"start_revision", std::to_string(s->watch_revision)}}}};
+                     json{{"key", b64_encode(s->prefix)},
+                          {"range_end", b64_encode(prefix_range_end(s->prefix))},
+                          {"start_revision", std::to_string(s->cache_revision + 1)},
+                          {"progress_notify", true}}}};
         auto progress = std::make_shared<WatchProgress>();
-        HttpClient::LineHandler handler = [s, progress](std::string_view line) {
-            return on_watch_line(s, *progress, line);
+        const auto seq = ++s->stream_seq;
+        s->watch_restart = false;
+        HttpClient::LineHandler handler = [s, progress, seq](std::string_view line) {
+            try {
+                return on_watch_line(s, *progress, seq, line);
+            } catch (const json::exception& e) {
+                // A field of an unexpected type: end this stream (the cache with it) and refill.
+                spdlog::warn("etcd3: malformed watch message: {}", e.what());
+                s->cache_valid = false;
+                s->cache_filled = false;
+                s->wake_cache_waiters();
+                return false;
+            }
         };
+        ++s->requests["/watch"];
         auto status = co_await s->watch_client->stream("POST",
                                                        s->api + "/watch",
                                                        create.dump(),
@@ -1033,23 +1421,26 @@ net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
         if (!watch_alive(s, generation)) {
             break;
         }
+        // The stream is over: nothing feeds the cache any more.
+        if (s->stream_seq == seq) {
+            s->cache_valid = false;
+            s->cache_filled = false;
+            s->wake_cache_waiters();
+        }
+        notify_after_resync = true;
         if (progress->created) {
             backoff = kFirstBackoff;
         }
         if (progress->auth_failed && !s->settings.username.empty()) {
             s->token.clear();
         }
-        if (progress->restart_from_fresh) {
-            s->watch_revision = 0;
-            notify_after_resync = true;
-        }
-        if (!status) {
+        if (!status && !s->watch_restart) {
             spdlog::debug("etcd3: watch stream failed: {}", status.error().message());
             s->next_host();
-            notify_after_resync = true;
-        } else if (*status == 401 && !s->settings.username.empty()) {
+        } else if (status && *status == 401 && !s->settings.username.empty()) {
             s->token.clear();
         }
+        s->watch_restart = false;
         s->backoff_timer.expires_after(backoff);
         co_await s->backoff_timer.async_wait(net::as_tuple(net::use_awaitable));
         backoff = std::min(backoff * 2, kMaxBackoff);
@@ -1096,6 +1487,7 @@ void Etcd3Dcs::start(std::function<void()> on_leader_change) {
     stop();
     state_->on_leader_change = std::move(on_leader_change);
     state_->running = true;
+    state_->cache_filled = false;
     const auto generation = ++state_->watch_generation;
     net::co_spawn(state_->executor, watch_loop(state_, generation), log_task_exception);
 }
@@ -1106,6 +1498,9 @@ void Etcd3Dcs::stop() {
     }
     state_->running = false;
     ++state_->watch_generation;
+    state_->cache_valid = false;
+    state_->cache_filled = false;
+    state_->wake_cache_waiters();
     state_->backoff_timer.cancel();
     if (state_->watch_client) {
         state_->watch_client->cancel_streams();
@@ -1174,6 +1569,22 @@ const std::string& Etcd3Dcs::prefix() const {
 
 std::string Etcd3Dcs::lease_id_for_test() const {
     return state_->lease;
+}
+
+std::uint64_t Etcd3Dcs::requests_for_test(std::string_view path) const {
+    if (!path.empty()) {
+        auto it = state_->requests.find(path);
+        return it == state_->requests.end() ? 0 : it->second;
+    }
+    std::uint64_t total = 0;
+    for (const auto& [p, n] : state_->requests) {
+        total += n;
+    }
+    return total;
+}
+
+bool Etcd3Dcs::cache_valid_for_test() const {
+    return state_->cache_valid;
 }
 
 }  // namespace pgwarden::dcs

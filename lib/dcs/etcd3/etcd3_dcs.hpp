@@ -1,6 +1,15 @@
 // The etcd v3 backend over the JSON gateway (spec/etcd3-gateway.md), following Patroni's
 // patroni/dcs/etcd3.py: keys under /<namespace>/<scope>/, one lease (TTL = ttl) carrying the
-// leader and member keys, compare-and-swap through txn, a watch on the leader key.
+// leader and member keys, compare-and-swap through txn.
+//
+// After start(), a watch on the whole prefix feeds a cache of its keys (Patroni's KVCache), and
+// get_cluster answers from it instead of reading etcd: an idle node sends only its lease
+// keepalive (forced on every update_leader, else at most once per loop_wait). The cache is used
+// only while it is filled and its stream is up, holds our own last write (read-your-writes) and
+// has been confirmed recently; otherwise get_cluster reads directly. A broken stream or a failed
+// request drops the cache until the watch has read the prefix again, so an unreachable etcd is
+// an error as before, never an empty cluster. Changes of the leader, failover and config keys
+// call `on_leader_change` (member and status changes do not).
 #pragma once
 
 #include "core/settings.hpp"
@@ -8,8 +17,10 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace pgwarden::dcs {
 
@@ -46,6 +57,11 @@ public:
     const std::string& prefix() const;
     // The lease id in use ("" = none yet), for diagnostics and tests.
     std::string lease_id_for_test() const;
+    // HTTP requests sent so far to the API path `path` ("/kv/range", "/kv/txn",
+    // "/lease/keepalive", "/watch", ...); all of them when `path` is empty.
+    std::uint64_t requests_for_test(std::string_view path = {}) const;
+    // Whether get_cluster may currently answer from the watch-fed cache.
+    bool cache_valid_for_test() const;
 
     struct State;
 

@@ -443,3 +443,153 @@ TEMPLATE_TEST_CASE(
     REQUIRE_FALSE(w.has_value());
     CHECK(Clock::now() - started2 <= 3s + 1500ms);
 }
+
+// With the background work running (etcd: the watch-fed cache), get_cluster still sees another
+// node's writes within a bounded time, and our own writes at once.
+TEMPLATE_TEST_CASE("while watching, another node's writes show within a bounded wait",
+                   "[dcs][contract][watch]",
+                   PGW_BACKEND_KINDS) {
+    PGW_SHARED_BACKEND_OR_SKIP(b);
+    net::io_context io;
+    const auto scope = unique_scope("seen");
+    auto a = b->make_dcs(io, scope, "node1");
+    auto c2 = b->make_dcs(io, scope, "node2");
+    a->start([] {});
+    pump_for(io, 300ms);  // let the watch get established
+    REQUIRE(cluster_of(io, *a).members.empty());
+
+    REQUIRE(*run(io, c2->touch_member(R"({"role":"replica","state":"running"})")));
+    CHECK(pump_until(
+        io, [&] { return cluster_of(io, *a).member("node2") != nullptr; }, 5s));
+    REQUIRE(*run(io, c2->attempt_to_acquire_leader()));
+    CHECK(pump_until(
+        io,
+        [&] {
+            auto c = cluster_of(io, *a);
+            return c.leader && c.leader->name == "node2" && c.leader->owner == b->owner_of(*c2);
+        },
+        5s));
+    REQUIRE(*run(io, c2->set_config(R"({"ttl":20})", std::nullopt)));
+    CHECK(pump_until(
+        io,
+        [&] {
+            auto c = cluster_of(io, *a);
+            return c.config_json && *c.config_json == R"({"ttl":20})";
+        },
+        5s));
+    REQUIRE(*run(io, c2->delete_leader(std::nullopt)));
+    REQUIRE(run(io, c2->delete_member()));
+    CHECK(pump_until(
+        io,
+        [&] {
+            auto c = cluster_of(io, *a);
+            return !c.leader && c.members.empty();
+        },
+        5s));
+    a->stop();
+    pump_for(io, 100ms);
+}
+
+TEMPLATE_TEST_CASE("while watching, our own writes show on the very next get_cluster",
+                   "[dcs][contract][watch]",
+                   PGW_BACKEND_KINDS) {
+    PGW_SHARED_BACKEND_OR_SKIP(b);
+    net::io_context io;
+    const auto scope = unique_scope("ryw");
+    auto a = b->make_dcs(io, scope, "node1");
+    a->start([] {});
+    pump_for(io, 300ms);
+    REQUIRE_FALSE(cluster_of(io, *a).leader);
+
+    // Each check runs right after the write, without giving the watch any time of its own.
+    REQUIRE(*run(io, a->touch_member(R"({"role":"replica","state":"running"})")));
+    const auto* m = cluster_of(io, *a).member("node1");
+    CHECK((m != nullptr && m->role == "replica"));
+    REQUIRE(*run(io, a->touch_member(R"({"role":"primary","state":"running"})")));
+    auto c = cluster_of(io, *a);
+    REQUIRE(c.member("node1") != nullptr);
+    CHECK(c.member("node1")->role == "primary");
+
+    REQUIRE(*run(io, a->attempt_to_acquire_leader()));
+    c = cluster_of(io, *a);
+    REQUIRE(c.leader);
+    CHECK(c.leader->name == "node1");
+    CHECK(c.leader->owner == b->owner_of(*a));
+
+    for (int i = 0; i < 5; ++i) {
+        const std::string cfg = R"({"ttl":)" + std::to_string(30 + i) + "}";
+        REQUIRE(*run(io, a->set_config(cfg, std::nullopt)));
+        c = cluster_of(io, *a);
+        REQUIRE(c.config_json);
+        CHECK(*c.config_json == cfg);
+        // Compare-and-swap on the version just read.
+        REQUIRE(
+            *run(io,
+                 a->set_failover(R"({"member":"node)" + std::to_string(i) + R"("})",
+                                 c.failover ? std::optional(c.failover->version) : std::nullopt)));
+        auto f = cluster_of(io, *a).failover;
+        REQUIRE(f);
+        CHECK(f->member == "node" + std::to_string(i));
+    }
+
+    REQUIRE(*run(io, a->update_leader(std::int64_t{777})));
+    CHECK(cluster_of(io, *a).last_lsn == 777);
+    REQUIRE(*run(io, a->delete_leader(std::nullopt)));
+    CHECK_FALSE(cluster_of(io, *a).leader);
+    REQUIRE(run(io, a->delete_member()));
+    CHECK(cluster_of(io, *a).members.empty());
+    a->stop();
+    pump_for(io, 100ms);
+}
+
+TEMPLATE_TEST_CASE("while watching, a stopped server makes get_cluster fail, never answer empty",
+                   "[dcs][contract][watch]",
+                   PGW_BACKEND_KINDS) {
+    auto own = own_backend<TestType>();  // a server of our own to stop
+    if (own == nullptr) {
+        return;
+    }
+    INFO("backend: " << own->name());
+    net::io_context io;
+    auto timing = own->fast_timing();
+    timing.retry_timeout = 2;
+    const auto scope = unique_scope("down-watch");
+    auto dcs = own->make_dcs(io, scope, "node1", timing);
+    REQUIRE(*run(io, dcs->touch_member(R"({"role":"replica","state":"running"})")));
+    REQUIRE(*run(io, dcs->attempt_to_acquire_leader()));
+    dcs->start([] {});
+    pump_for(io, 300ms);
+    auto up = cluster_of(io, *dcs);
+    REQUIRE(up.leader);
+    REQUIRE(up.members.size() == 1);
+
+    own->stop();
+    // The watch learns of the outage at once (its stream breaks); from then on every read is
+    // an error.
+    const auto stopped_at = Clock::now();
+    bool failed = false;
+    for (int i = 0; i < 20 && !failed; ++i) {
+        auto r = run(io, dcs->get_cluster());
+        if (r) {
+            // Still the cluster as it was a moment ago: never empty.
+            CHECK(r->leader);
+            CHECK(r->members.size() == 1);
+            pump_for(io, 50ms);
+        } else {
+            failed = true;
+            CHECK((r.error() == Errc::Unavailable || r.error() == Errc::Timeout));
+        }
+    }
+    CHECK(failed);
+    CHECK(Clock::now() - stopped_at < 5s);
+    for (int i = 0; i < 2; ++i) {
+        auto r = run(io, dcs->get_cluster());
+        REQUIRE_FALSE(r.has_value());
+        CHECK((r.error() == Errc::Unavailable || r.error() == Errc::Timeout));
+    }
+    // A failing renewal is an error too, not a success from the cache.
+    auto u = run(io, dcs->update_leader(std::nullopt));
+    CHECK_FALSE(u.has_value());
+    dcs->stop();
+    pump_for(io, 100ms);
+}
