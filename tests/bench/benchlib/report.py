@@ -2,6 +2,9 @@
 ratio, and each target with met / MISSED."""
 import statistics
 
+PRIMARY_TOL = 0.1  # = scenarios.PRIMARY_TOLERANCE_S
+SLOW_IDLE = 5      # = scenarios.SLOW_IDLE_S
+
 
 def _vals(results, daemon, profile, scen, key):
     out = []
@@ -38,15 +41,38 @@ def _verdict(ok):
     return "–" if ok is None else ("met" if ok else "**MISSED**")
 
 
-def build(results, env, command, profiles):
+def _med_text(vals, digits=2):
+    return "–" if not vals else f"{statistics.median(vals):.{digits}f}"
+
+
+def build(results, env, command, profiles, method=None):
+    method = method or {}
     lines = []
     lines.append(f"Command: `{command}`  ")
     lines.append("Environment: " + "; ".join(f"{k} {v}" for k, v in env.items()) + "  ")
     lines.append("Figures: median over the runs, (min–max) when there is more than one run. "
-                 "Ratio = pgwarden / Patroni.")
+                 "Ratio = pgwarden / Patroni.  ")
+    wrk_cmd = method.get("wrk", "wrk -t1 -c16")
+    why = (f" (one wrk thread, so that on this {env.get('CPU', '?').split('×')[-1].strip()}-CPU "
+           f"machine wrk does not take every core from the daemon)" if "-t1 " in wrk_cmd else "")
+    lines.append(f"Method (details in tests/bench/README.md): REST with `{wrk_cmd}`, the same "
+                 f"for both daemons, one daemon at a time{why}. "
+                 f"/primary against writable: a probe per node every 50 ms, a tiny INSERT on its "
+                 f"own connection to that node then its /primary; tolerance {PRIMARY_TOL:.1f} s "
+                 f"(one /primary monitor interval, two probe intervals). Slow action: POST "
+                 f"/reinitialize of a replica (pg_basebackup of a {method.get('slow_mb', 256)} MB "
+                 f"database), latencies from a sequential poller in its own process, a new "
+                 f"connection per request, one request every 5 ms round-robin over the targets.")
     lines.append("")
     rows = []
     missed = []
+
+    def text_row(metric, profile, pg_text, pa_text, target="", ok=None):
+        v = _verdict(ok)
+        if ok is False:
+            missed.append(f"{metric} [{profile}]: pgwarden {pg_text}, Patroni {pa_text} "
+                          f"(target: {target})")
+        rows.append(f"| {metric} | {profile} | {pg_text} | {pa_text} | – | {target} | {v} |")
 
     def row(metric, profile, pg, pa, unit="s", digits=2, target="", ok=None, ratio=True):
         v = _verdict(ok)
@@ -95,10 +121,60 @@ def build(results, env, command, profiles):
                 [sum(a)] if a else [], [sum(b)] if b else [], unit="", digits=0,
                 target="≤ Patroni (per run)",
                 ok=(sum(a) / len(a) <= sum(b) / len(b)) if a and b else None, ratio=False)
-        a = [sum(g("pgwarden", s, "split_brain")) for s, _ in
-             (("switchover", 0), ("postmaster_crash", 0), ("node_crash", 0), ("graceful_stop", 0))]
-        b = [sum(g("patroni", s, "split_brain")) for s, _ in
-             (("switchover", 0), ("postmaster_crash", 0), ("node_crash", 0), ("graceful_stop", 0))]
+        # /primary against "PostgreSQL accepts writes", per node (NodeProbe)
+        tol = PRIMARY_TOL
+        for scen, label, old in (("switchover", "Switchover", "target"),
+                                 ("graceful_stop", "Graceful stop", "target"),
+                                 ("node_crash", "Node crash", None),
+                                 ("postmaster_crash", "Postmaster crash", "info")):
+            a = g("pgwarden", scen, "new_200_before_writable_s")
+            b = g("patroni", scen, "new_200_before_writable_s")
+            row(f"{label}, new primary: /primary 200 before writable (> 0: 200 too early)", pf,
+                a, b, target=f"≤ {tol:.1f} s", ok=(max(a) <= tol) if a else None, ratio=False)
+            if old is None:
+                continue
+            a = g("pgwarden", scen, "old_200_after_refused_s")
+            b = g("patroni", scen, "old_200_after_refused_s")
+            if old == "target":
+                row(f"{label}, old primary: /primary still 200 after a refused write "
+                    f"(> 0: 200 too late)", pf, a, b, target=f"≤ {tol:.1f} s",
+                    ok=(max(a) <= tol) if a else None, ratio=False)
+            else:
+                row(f"{label}, old primary: /primary still 200 after the crash refused a write "
+                    f"(detection)", pf, a, b, target="(a crash is not foreseeable)", ok=None,
+                    ratio=False)
+
+        # REST answers while one node's HA loop runs a slow action (POST /reinitialize)
+        a, b = g("pgwarden", "slow_action", "action_s"), g("patroni", "slow_action", "action_s")
+        row("Slow action: POST /reinitialize of a replica → it streams again", pf, a, b,
+            target="(duration)", ok=None)
+        for label, expect_200 in (("replica /health", False), ("replica /patroni", True),
+                                  ("leader /primary", True)):
+            def st(d, phase, key, label=label):
+                return [x[key] for x in g(d, "slow_action", f"{phase} {label}")
+                        if isinstance(x, dict) and x.get(key) is not None]
+            a, b = st("pgwarden", "slow", "p99_ms"), st("patroni", "slow", "p99_ms")
+            row(f"Slow action: {label} p99 latency during the action", pf, a, b, unit="ms",
+                target="< 5 ms", ok=(max(a) < 5) if a else None)
+            trip = lambda d, phase: (  # noqa: E731
+                "not run" if not st(d, phase, "n") else
+                f"{_med_text(st(d, phase, 'p50_ms'))} / {_med_text(st(d, phase, 'p99_ms'))} / "
+                f"{_med_text(st(d, phase, 'max_ms'))} ms")
+            text_row(f"Slow action: {label} p50 / p99 / max during the action (medians)", pf,
+                     trip("pgwarden", "slow"), trip("patroni", "slow"))
+            text_row(f"Slow action: {label} p50 / p99 / max idle, {SLOW_IDLE} s before (medians)",
+                     pf, trip("pgwarden", "idle"), trip("patroni", "idle"))
+            errs = lambda d: (  # noqa: E731
+                "not run" if not st(d, "slow", "n") else
+                f"{sum(st(d, 'slow', 'errors'))} of {sum(st(d, 'slow', 'n'))}")
+            ea = st("pgwarden", "slow", "errors")
+            text_row(f"Slow action: {label} errors during the action (no answer"
+                     f"{', or not 200' if expect_200 else ''})", pf, errs("pgwarden"),
+                     errs("patroni"), target="0", ok=(sum(ea) == 0) if ea else None)
+
+        scens = ("switchover", "postmaster_crash", "node_crash", "graceful_stop", "slow_action")
+        a = [sum(g("pgwarden", s, "split_brain")) for s in scens]
+        b = [sum(g("patroni", s, "split_brain")) for s in scens]
         row("Split brain: monitor rounds with two nodes 200 on /primary (all scenarios)", pf,
             [sum(a)] if n_pg else [], [sum(b)] if n_pa else [], unit="", digits=0, target="0",
             ok=(sum(a) == 0) if n_pg else None, ratio=False)
@@ -138,6 +214,11 @@ def build(results, env, command, profiles):
             x50 = [x["p50_ms"]] if x.get("p50_ms") is not None else []
             y50 = [y["p50_ms"]] if y.get("p50_ms") is not None else []
             row(f"REST {key}: p50 latency", prof, x50, y50, unit="ms", digits=2, target="", ok=None)
+            xc = [x["daemon_cores"]] if x.get("daemon_cores") is not None else []
+            yc = [y["daemon_cores"]] if y.get("daemon_cores") is not None else []
+            if xc or yc:
+                row(f"REST {key}: daemon CPU during the run (1.00 = one core busy)", prof, xc, yc,
+                    unit="cores", digits=2, target="", ok=None)
             row(f"REST {key}: p99 latency", prof, x99, y99, unit="ms", digits=2,
                 target="< 5 ms" if close else "", ok=(x99[0] < 5) if (close and x99) else None)
             errs = [f"pgwarden: {x.get('non2xx', 0)} non-2xx {x.get('socket_errors', '')}".strip(),

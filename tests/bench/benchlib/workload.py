@@ -1,6 +1,9 @@
 """The load and the observers: a writer (one INSERT every 20 ms through a multi-host libpq
 connection, target_session_attrs=read-write), a monitor (every node's /primary every 100 ms,
-counting split-brain observations), and a watcher of the leader key in etcd."""
+counting split-brain observations), a per-node probe (every 50 ms on each node: a tiny INSERT on
+that node's own connection, then its /primary), and a watcher of the leader key in etcd."""
+import collections
+import sys
 import threading
 import time
 
@@ -9,6 +12,7 @@ import psycopg2
 from .cluster import SU_PASSWORD, rest, _Conn
 
 TABLE = "bench_writes"
+PROBE_TABLE = "bench_probe"
 
 
 class Writer:
@@ -142,6 +146,102 @@ class Monitor:
     def split_between(self, t0, t1):
         with self.lock:
             return [s for s in self.split if t0 <= s[0] <= t1]
+
+
+class NodeProbe:
+    """One thread per node, every `interval` (50 ms): a tiny INSERT on a connection to that node
+    alone (no target_session_attrs: the node itself says whether it accepts the write), then
+    GET /primary on that node. Each sample is (t, ok, error) for writes and (t, status) for
+    /primary, t = the midpoint of the request on the monotonic clock (status 0 = no HTTP answer),
+    error = the first line of a refused write's error (interned: the same few texts over and
+    over). The two requests of a round follow each other, so they are at most one interval apart.
+
+    "Writable" is an INSERT that commits: it catches a node in recovery, a read-only
+    default_transaction_read_only and a postmaster that is shutting down or gone alike."""
+
+    KEEP = 20 * 60 * 20  # per node and kind: the last 20 minutes at 20 samples/s
+
+    def __init__(self, nodes, interval=0.050):
+        self.nodes = nodes
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.writes = {n.name: collections.deque(maxlen=self.KEEP) for n in nodes}
+        self.primary = {n.name: collections.deque(maxlen=self.KEEP) for n in nodes}
+        self.last_error = {}
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(n,), name=f"probe-{n.name}",
+                                         daemon=True) for n in nodes]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def stop(self):
+        self._stop.set()
+        for t in self.threads:
+            t.join(10)
+
+    def _connect(self, n):
+        c = psycopg2.connect(host="127.0.0.1", port=n.pg, user="postgres", password=SU_PASSWORD,
+                             dbname="postgres", connect_timeout=2,
+                             options="-c statement_timeout=500 -c synchronous_commit=local")
+        c.autocommit = True
+        return c
+
+    def _run(self, n):
+        conn = None
+        nxt = time.monotonic()
+        while not self._stop.is_set():
+            nxt += self.interval
+            ok = False
+            err = None
+            t1 = time.monotonic()
+            try:
+                if conn is None:
+                    conn = self._connect(n)
+                    t1 = time.monotonic()  # the write starts once connected
+                with conn.cursor() as cur:
+                    cur.execute(f"INSERT INTO {PROBE_TABLE}(node) VALUES (%s)", (n.name,))
+                ok = True
+            except psycopg2.Error as e:
+                err = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+                if conn is not None and conn.closed:
+                    conn = None
+            except Exception as e:  # noqa: BLE001 - keep probing
+                err = repr(e)
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                conn = None
+            t2 = time.monotonic()
+            st = rest(n.api, "GET", "/primary", timeout=0.5)[0]
+            t3 = time.monotonic()
+            if err is not None:
+                err = sys.intern(err[:200])
+                self.last_error[n.name] = err
+            with self.lock:
+                self.writes[n.name].append(((t1 + t2) / 2, ok, err))
+                self.primary[n.name].append(((t2 + t3) / 2, st))
+            d = nxt - time.monotonic()
+            if d > 0:
+                self._stop.wait(d)
+            else:
+                nxt = time.monotonic()
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg2.Error:
+                pass
+
+    def samples(self, name, t0, t1=None):
+        """(writes, primary) of node `name` with t0 <= t <= t1, oldest first."""
+        t1 = time.monotonic() if t1 is None else t1
+        with self.lock:
+            w = [s for s in self.writes[name] if t0 <= s[0] <= t1]
+            p = [s for s in self.primary[name] if t0 <= s[0] <= t1]
+        return w, p
 
 
 class LeaderWatch:
