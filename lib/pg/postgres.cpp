@@ -44,7 +44,7 @@ constexpr auto kRetryInterval = std::chrono::milliseconds(100);
 constexpr std::size_t kErrorTail = 2048;
 
 // The status query (one round trip). Columns are read by index below; LSNs are int64 bytes.
-constexpr const char* kStatusQuery = R"SQL(
+constexpr const char* kStatusColumns = R"SQL(
 SELECT pg_catalog.pg_is_in_recovery()::int,
        pg_catalog.current_setting('server_version_num')::int,
        CASE WHEN pg_catalog.pg_is_in_recovery()
@@ -81,6 +81,10 @@ SELECT pg_catalog.pg_is_in_recovery()::int,
                    FROM pg_catalog.pg_stat_wal_receiver LIMIT 1), 0),
        (pg_catalog.pg_control_system()).system_identifier::text,
        (pg_catalog.pg_control_checkpoint()).timeline_id,
+)SQL";
+// Column 14: parameters waiting for a restart (reads pg_file_settings, which parses the
+// configuration files: not for the per-request fresh query).
+constexpr const char* kPendingRestartColumn = R"SQL(
        (SELECT COALESCE(pg_catalog.json_object_agg(s.name, pg_catalog.json_build_object(
                    'old_value', s.setting, 'new_value', COALESCE(f.setting, ''))), '{}'::json)
           FROM pg_catalog.pg_settings s
@@ -89,6 +93,8 @@ SELECT pg_catalog.pg_is_in_recovery()::int,
                               ORDER BY fs.seqno DESC LIMIT 1) f ON true
          WHERE s.pending_restart)::text
 )SQL";
+const std::string kStatusQuery = std::string(kStatusColumns) + kPendingRestartColumn;
+const std::string kFreshStatusQuery = std::string(kStatusColumns) + "       NULL::text";
 
 std::int64_t to_i64(const std::optional<std::string>& v) {
     if (!v) {
@@ -751,7 +757,10 @@ struct Postgres::Impl {
 
     // ---- status query -------------------------------------------------------------------------
 
-    net::awaitable<PqOutcome> status_query() { co_return co_await cached_query(kStatusQuery, {}); }
+    net::awaitable<PqOutcome> status_query(bool with_pending_restart = true) {
+        co_return co_await cached_query(with_pending_restart ? kStatusQuery : kFreshStatusQuery,
+                                        {});
+    }
 
     // One statement on the cached connection (short deadline, one reconnect attempt).
     net::awaitable<PqOutcome> cached_query(std::string sql,
@@ -1189,7 +1198,7 @@ Task<std::optional<core::PgQueryResult>> Postgres::query_status() {
     if (!d.check_postmaster().alive) {
         co_return std::nullopt;
     }
-    auto out = co_await d.status_query();
+    auto out = co_await d.status_query(/*with_pending_restart=*/false);
     co_return d.parse_status(out);
 }
 

@@ -73,7 +73,8 @@ public:
     // short deadline when it runs.
     Task<core::PgObservation> observe();
     // Only the status query on the running instance (nullopt when it is not running or the
-    // query fails): fresh WAL positions for GET /patroni between two observations.
+    // query fails): fresh WAL positions for GET /patroni between two observations. Without the
+    // pending-restart column (pending_restart_json stays "{}").
     Task<std::optional<core::PgQueryResult>> query_status();
 
     // initdb with the configured bootstrap.initdb arguments and the superuser name/password.

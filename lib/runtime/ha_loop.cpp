@@ -269,6 +269,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     std::vector<std::string> applied_slots_;
     bool slots_applied_ = false;
     std::int64_t slots_advanced_to_ = 0;  // replica: replay position the slots were moved to
+    std::string slots_pm_start_;          // postmaster start time when the slots were checked
     int history_timeline_ = 0;            // the timeline whose history we last wrote
 
     std::optional<core::Cluster> cluster_;
@@ -712,7 +713,10 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
 
     net::awaitable<void> sync_slots() {
         auto names = wanted_slots();
-        if (!dynamic_.postgresql.use_slots || (slots_applied_ && names == applied_slots_)) {
+        // A restarted, rewound or re-cloned PostgreSQL may have lost slots: check again.
+        const std::string pm_start = pg_obs_.query ? pg_obs_.query->postmaster_start_time : "";
+        if (!dynamic_.postgresql.use_slots ||
+            (slots_applied_ && names == applied_slots_ && pm_start == slots_pm_start_)) {
             co_return;
         }
         if (auto err = co_await pg_.sync_physical_slots(names)) {
@@ -722,6 +726,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         applied_slots_ = std::move(names);
         slots_applied_ = true;
         slots_advanced_to_ = 0;
+        slots_pm_start_ = pm_start;
     }
 
     net::awaitable<void> advance_slots() {
@@ -1315,7 +1320,9 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             co_return current;
         }
         auto st = std::make_shared<core::NodeStatus>(*current);
+        const std::string pending = current->pg->pending_restart_json;
         st->pg = query->result;
+        st->pg->pending_restart_json = pending;
         co_return st;
     }
 
@@ -1361,6 +1368,11 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
 
     net::awaitable<void> shutdown() {
         spdlog::info("shutting down");
+        if (!action_ && pg_obs_.postmaster_running) {
+            // /primary answers 503 from now on, before PostgreSQL refuses writes.
+            state_override_ = core::PgState::Stopping;
+            publish();
+        }
         // Wait (bounded) for a running long action: stopping PostgreSQL under it would race.
         for (int i = 0; action_ && i < 600; ++i) {
             wake_timer_.expires_after(100ms);

@@ -106,8 +106,10 @@ std::string url_unquote_plus(std::string_view s) {
 // Deliberate pgwarden improvement over Patroni (issue #2972): /primary (and /, /master,
 // /read-write) answers 200 only when the leader lease is valid AND PostgreSQL itself reports that
 // it is not in recovery. Patroni checks the lock only, so a node that has just taken the lock but
-// not finished promotion answers 200 and HAProxy sends writes to a read-only server. /leader keeps
-// Patroni's lock-only meaning (it also covers a standby leader).
+// not finished promotion answers 200 and HAProxy sends writes to a read-only server. Likewise it
+// answers 503 as soon as pgwarden is about to stop PostgreSQL (state "stopping": demotion,
+// restart, shutdown), before PostgreSQL refuses writes. /leader keeps Patroni's lock-only meaning
+// (it also covers a standby leader).
 int health_status_code(const Target& t,
                        const NodeStatus& status,
                        const StatusView& v,
@@ -141,7 +143,7 @@ int health_status_code(const Target& t,
     int replica_status_code = replica_code;
     if (v.cluster == nullptr && v.pause) {
         leader_code = v.role == "primary" || v.role == "standby_leader" ? 200 : 503;
-        primary_code = v.role == "primary" && pg_says_primary ? 200 : 503;
+        primary_code = v.role == "primary" && running && pg_says_primary ? 200 : 503;
         standby_leader_code = v.role == "standby_leader" ? 200 : 503;
     } else if (status.is_leader(now)) {
         leader_code = 200;
@@ -150,7 +152,7 @@ int health_status_code(const Target& t,
             replica_status_code = 503;
             standby_leader_code = v.role == "replica" || v.role == "standby_leader" ? 200 : 503;
         } else {
-            primary_code = pg_says_primary ? 200 : 503;
+            primary_code = running && pg_says_primary ? 200 : 503;
             standby_leader_code = 503;
         }
     }

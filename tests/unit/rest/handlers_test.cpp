@@ -107,6 +107,20 @@ TEST_CASE("health: lease valid but still in recovery answers 503 on /primary (Pa
                  {"/read-only", 200}});
 }
 
+TEST_CASE("health: a leader about to stop or restart PostgreSQL answers 503 on /primary at once",
+          "[rest][health]") {
+    for (auto state : {core::PgState::Stopping, core::PgState::Restarting}) {
+        auto s = primary_status();  // lease valid, PostgreSQL still out of recovery
+        s.state = state;
+        INFO(core::to_string(state));
+        check_codes(s,
+                    {{"/primary", 503},
+                     {"/", 503},
+                     {"/read-write", 503},
+                     {"/leader", 200}});  // lock-only, as Patroni
+    }
+}
+
 TEST_CASE("health: streaming replica", "[rest][health]") {
     check_codes(replica_status(),
                 {{"/replica", 200},
