@@ -201,7 +201,8 @@ Plan decide_stopped_with_other_leader(const Snapshot& s) {
         if (!leader_ready) {
             return {Role::Replica,
                     {},
-                    "waiting for leader " + leader + " to finish its promotion before pg_rewind"};
+                    "waiting for leader " + leader + " to finish its promotion before pg_rewind",
+                    /*retry_soon=*/true};
         }
         return {Role::Replica,
                 {act(ActionKind::Rewind, leader)},

@@ -49,6 +49,9 @@ struct Plan {
     Role role = Role::Uninitialized;
     std::vector<Action> actions;
     std::string reason;  // one stable lower-case-led sentence (an API: tests assert it verbatim)
+    // Waiting for something another member publishes soon (e.g. the new leader's checkpoint
+    // after promotion): look again well before loop_wait.
+    bool retry_soon = false;
 };
 
 // What the daemon knows about itself that is not in the DCS or PostgreSQL.

@@ -128,6 +128,9 @@ std::string iso_now() {
 
 }  // namespace
 
+// The next cycle after a Plan with retry_soon (instead of loop_wait).
+constexpr core::MonoMs kRetrySoonMs = 250;
+
 struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     Impl(net::any_io_executor ex,
          core::Settings settings,
@@ -1159,6 +1162,9 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             core::Snapshot snap = snapshot(lock_lost);
             snap.probes = probes;
             const core::Plan plan = core::decide(snap);
+            if (plan.retry_soon) {
+                next_run_ = std::min(next_run_, now() + kRetrySoonMs);
+            }
             if (plan.reason != last_reason_) {
                 spdlog::info("{}", plan.reason);
                 last_reason_ = plan.reason;

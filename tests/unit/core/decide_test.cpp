@@ -326,6 +326,7 @@ TEST_CASE(
         REQUIRE(kinds(plan) == std::vector{ActionKind::Rewind});
         CHECK(plan.actions[0].target == "node2");
         CHECK(plan.reason == "running pg_rewind from leader node2");
+        CHECK_FALSE(plan.retry_soon);
     }
     SECTION("former primary: wait for the new leader's post-promote checkpoint") {
         c.members[0].checkpoint_after_promote_pending = true;
@@ -334,6 +335,7 @@ TEST_CASE(
         auto plan = decide(s);
         CHECK(plan.actions.empty());
         CHECK(plan.reason == "waiting for leader node2 to finish its promotion before pg_rewind");
+        CHECK(plan.retry_soon);
     }
     SECTION("former primary without use_pg_rewind: start as replica") {
         auto plan = decide(snapshot(c, pg_stopped("shut down"), Role::Demoted));
