@@ -92,7 +92,7 @@ std::optional<std::string> diverged_from(const Snapshot& s, const Member* leader
         leader->checkpoint_after_promote_pending) {
         return std::nullopt;
     }
-    const int mine = s.pg.query->timeline;
+    const int mine = std::max(s.pg.query->timeline, s.local.streamed_timeline);
     if (mine <= 0 || *leader->timeline <= mine) {
         return std::nullopt;
     }

@@ -67,6 +67,9 @@ struct LocalState {
     bool replica_start_failed = false;         // the last start as a replica did not come up
     // How long a running replica has not been streaming (0 = streaming or not a replica).
     std::int64_t replica_not_streaming_ms = 0;
+    // The highest timeline this replica has streamed on since PostgreSQL started (0 = none): a
+    // replica whose upstream died reports only its last restartpoint's timeline.
+    int streamed_timeline = 0;
 };
 
 struct Snapshot {

@@ -328,6 +328,7 @@ constexpr int kBasebackupAttempts = 2;
 constexpr auto kRewindTimeout = std::chrono::hours(1);
 constexpr auto kCrashRecoveryTimeout = std::chrono::hours(1);
 constexpr auto kSourceCheckpointWait = std::chrono::seconds(30);
+constexpr auto kSourceUnreachableWait = std::chrono::seconds(3);
 constexpr auto kSourcePollInterval = std::chrono::milliseconds(250);
 constexpr auto kArchiveCommandTimeout = std::chrono::minutes(5);
 constexpr auto kGucTimeout = std::chrono::seconds(30);
@@ -1051,6 +1052,9 @@ struct Postgres::Impl {
         params["target_session_attrs"] = "read-write";
         params["application_name"] = "pgwarden";
         const auto deadline = Clock::now() + kSourceCheckpointWait;
+        // Waiting for the leader's checkpoint may take long; a source that cannot be reached
+        // at all is given up quickly, so the HA loop can take part in a leader race meanwhile.
+        const auto unreachable_deadline = Clock::now() + kSourceUnreachableWait;
         std::string last = "not accessible or not healthy";
         bool checkpoint_sent = false;
         for (;;) {
@@ -1058,6 +1062,9 @@ struct Postgres::Impl {
             auto attempt = std::min(deadline, Clock::now() + kQueryDeadline * 2);
             if (auto err = co_await c.connect(params, attempt)) {
                 last = "not accessible or not healthy: " + err->describe();
+                if (Clock::now() >= unreachable_deadline) {
+                    break;
+                }
             } else {
                 auto out = co_await c.query(
                     "SELECT NOT pg_catalog.pg_is_in_recovery() AND ('x' || pg_catalog.substr("

@@ -266,6 +266,8 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
     bool replica_start_failed_ = false;
     std::string rewind_failed_leader_;
     std::optional<core::MonoMs> not_streaming_since_;
+    int streamed_timeline_ = 0;        // highest timeline streamed on since the postmaster started
+    std::string streamed_pm_start_;    // ... whose start time this is
     std::string written_signature_;    // parameters/pg_hba/pg_ident we last wrote
     bool checkpoint_pending_ = false;  // promoted, post-promote CHECKPOINT not done yet
     std::optional<rest::RestartRequest> scheduled_restart_;
@@ -360,6 +362,7 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         s.local.rewind_failed = rewind_failed_;
         s.local.replica_start_failed = replica_start_failed_;
         s.local.replica_not_streaming_ms = not_streaming_since_ ? now() - *not_streaming_since_ : 0;
+        s.local.streamed_timeline = streamed_timeline_;
         // A rewind failure counts against the leader it was tried from only.
         if (rewind_failed_ && (!cluster_ || !cluster_->is_locked() ||
                                cluster_->leader->name != rewind_failed_leader_)) {
@@ -758,6 +761,8 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
         role_ = core::Role::Primary;
         following_ = "";
         spdlog::info("promoted self to leader");
+        // /primary answers 200 from here on, not only after the checkpoint below.
+        pg_obs_ = co_await pg_.observe();
         publish();
         // pg_rewind on the former primary reads our timeline from pg_control, which only a
         // checkpoint updates (Patroni's checkpoint_after_promote).
@@ -1143,6 +1148,17 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
             }
         } else {
             not_streaming_since_.reset();
+        }
+        // The timeline a replica has streamed on since its postmaster started: once the
+        // walreceiver is gone, the status query can only report the timeline of the last
+        // restartpoint, which may be older than the one it replays.
+        if (!pg_obs_.query || pg_obs_.query->postmaster_start_time != streamed_pm_start_) {
+            streamed_timeline_ = 0;
+            streamed_pm_start_ = pg_obs_.query ? pg_obs_.query->postmaster_start_time : "";
+        }
+        if (pg_obs_.query && pg_obs_.query->in_recovery &&
+            pg_obs_.query->replication_state == std::optional<std::string>("streaming")) {
+            streamed_timeline_ = std::max(streamed_timeline_, pg_obs_.query->timeline);
         }
         if (pg_obs_.query && !action_) {
             // What PostgreSQL says wins over what we believed, except mid-promotion.

@@ -527,6 +527,13 @@ TEST_CASE("decide: a running replica that forked off before the leader's switch 
         s.pg.query->replication_state = "streaming";
         CHECK(decide(s).actions.empty());
     }
+    SECTION("upstream gone after it streamed on the leader's timeline: not diverged") {
+        // The walreceiver is gone (the leader crashed, its key not expired yet): the status
+        // query reports the last restartpoint's timeline 3, but it replayed timeline 4.
+        s.local.streamed_timeline = 4;
+        CHECK(decide(s).actions.empty());
+        CHECK(decide(s).reason.find("diverged") == std::string::npos);
+    }
 }
 
 TEST_CASE("decide: a stopped replica that failed to start behind a later leader timeline rewinds",
