@@ -261,9 +261,11 @@ Plan decide_leader_race(const Snapshot& s) {
     }
     for (const auto& p : *s.probes) {
         if (p.name != s.name && p.reachable && p.is_primary) {
+            // It is probably releasing the key right now (stopping): look again soon.
             return {Role::Replica,
                     {},
-                    "not racing for the leader lock: primary " + p.name + " is still alive"};
+                    "not racing for the leader lock: primary " + p.name + " is still alive",
+                    /*retry_soon=*/true};
         }
     }
     for (const auto& p : *s.probes) {

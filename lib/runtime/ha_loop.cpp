@@ -1412,6 +1412,11 @@ struct HaLoop::Impl : std::enable_shared_from_this<HaLoop::Impl> {
                 co_return;
             }
             spdlog::info("postgresql stopped");
+            // Before the key goes: a member probing us in its leader race must not see a
+            // primary that is still alive (our /patroni reports "stopped" without WAL now).
+            pg_obs_ = co_await pg_.observe();
+            state_override_ = core::PgState::Stopped;
+            publish();
             if (was_leader) {
                 auto r = co_await dcs_.delete_leader(lsn);
                 if (r && *r) {

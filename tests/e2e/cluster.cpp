@@ -13,12 +13,14 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace pgwarden::e2e {
 
@@ -111,6 +113,38 @@ std::string last_log_line(const std::filesystem::path& log) {
 }
 
 using PgConn = std::unique_ptr<PGconn, decltype(&PQfinish)>;
+
+// Sets *why (when given) and returns false: the "not yet, because ..." of the probes below.
+bool not_yet(std::string* why, const std::string& reason) {
+    if (why) {
+        *why = reason;
+    }
+    return false;
+}
+
+// The rows of `sql` (text, every column) on one server; nullopt and *error on failure.
+std::optional<std::vector<std::vector<std::string>>> query_rows(const std::string& conninfo,
+                                                                const char* sql,
+                                                                std::string* error) {
+    PgConn conn(PQconnectdb(conninfo.c_str()), &PQfinish);
+    if (PQstatus(conn.get()) != CONNECTION_OK) {
+        *error = std::string("cannot connect: ") + PQerrorMessage(conn.get());
+        return std::nullopt;
+    }
+    std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(conn.get(), sql), &PQclear);
+    if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
+        *error = PQerrorMessage(conn.get());
+        return std::nullopt;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (int r = 0; r < PQntuples(res.get()); ++r) {
+        auto& row = rows.emplace_back();
+        for (int f = 0; f < PQnfields(res.get()); ++f) {
+            row.emplace_back(PQgetvalue(res.get(), r, f));
+        }
+    }
+    return rows;
+}
 
 }  // namespace
 
@@ -404,40 +438,31 @@ bool Cluster::wait_primary(std::chrono::milliseconds timeout) const {
 }
 
 bool Cluster::replicas_hold_member_slots(std::string* why) const {
-    auto say = [&](const std::string& s) {
-        if (why) {
-            *why = s;
-        }
-        return false;
-    };
     auto p = primary();
     if (!p) {
-        return say("no single primary");
+        return not_yet(why, "no single primary");
     }
     for (int i = 0; i < size(); ++i) {
         if (i == *p) {
             continue;
         }
-        PgConn conn(PQconnectdb(conninfo(i).c_str()), &PQfinish);
-        if (PQstatus(conn.get()) != CONNECTION_OK) {
-            return say("cannot connect to " + node(i).name + ": " + PQerrorMessage(conn.get()));
-        }
-        std::unique_ptr<PGresult, decltype(&PQclear)> res(
-            PQexec(conn.get(),
-                   "SELECT slot_name FROM pg_replication_slots"
-                   " WHERE slot_type = 'physical' AND restart_lsn IS NOT NULL"),
-            &PQclear);
-        if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
-            return say(std::string("pg_replication_slots: ") + PQerrorMessage(conn.get()));
+        std::string error;
+        auto rows = query_rows(conninfo(i),
+                               "SELECT slot_name FROM pg_replication_slots"
+                               " WHERE slot_type = 'physical' AND restart_lsn IS NOT NULL",
+                               &error);
+        if (!rows) {
+            return not_yet(why, node(i).name + ": " + error);
         }
         std::set<std::string> slots;
-        for (int r = 0; r < PQntuples(res.get()); ++r) {
-            slots.insert(PQgetvalue(res.get(), r, 0));
+        for (const auto& row : *rows) {
+            slots.insert(row.at(0));
         }
         for (int j = 0; j < size(); ++j) {
             if (j != i && !slots.count(node(j).name)) {
-                return say("replica " + node(i).name + " holds no slot with reserved WAL for " +
-                           node(j).name);
+                return not_yet(why,
+                               "replica " + node(i).name + " holds no slot with reserved WAL for " +
+                                   node(j).name);
             }
         }
     }
@@ -445,61 +470,46 @@ bool Cluster::replicas_hold_member_slots(std::string* why) const {
 }
 
 bool Cluster::primary_streams_to_all(std::string* why) const {
-    auto say = [&](const std::string& s) {
-        if (why) {
-            *why = s;
-        }
-        return false;
-    };
     auto p = primary();
     if (!p) {
-        return say("no single primary");
+        return not_yet(why, "no single primary");
     }
-    PgConn conn(PQconnectdb(conninfo(*p).c_str()), &PQfinish);
-    if (PQstatus(conn.get()) != CONNECTION_OK) {
-        return say("cannot connect to the primary " + node(*p).name + ": " +
-                   PQerrorMessage(conn.get()));
-    }
-    std::unique_ptr<PGresult, decltype(&PQclear)> res(
-        PQexec(conn.get(), "SELECT application_name, state FROM pg_stat_replication"), &PQclear);
-    if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
-        return say(std::string("pg_stat_replication: ") + PQerrorMessage(conn.get()));
+    std::string error;
+    auto rows =
+        query_rows(conninfo(*p), "SELECT application_name, state FROM pg_stat_replication", &error);
+    if (!rows) {
+        return not_yet(why, "the primary " + node(*p).name + ": " + error);
     }
     std::set<std::string> streaming;
     std::string seen;
-    for (int r = 0; r < PQntuples(res.get()); ++r) {
-        const std::string app = PQgetvalue(res.get(), r, 0);
-        const std::string state = PQgetvalue(res.get(), r, 1);
-        seen += " " + app + "=" + state;
-        if (state == "streaming") {
-            streaming.insert(app);
+    for (const auto& row : *rows) {
+        seen += " " + row.at(0) + "=" + row.at(1);
+        if (row.at(1) == "streaming") {
+            streaming.insert(row.at(0));
         }
     }
     for (int i = 0; i < size(); ++i) {
         if (i != *p && !streaming.count(node(i).name)) {
-            return say("primary " + node(*p).name + " has no streaming walsender for " +
-                       node(i).name + "; pg_stat_replication:" + (seen.empty() ? " empty" : seen));
+            return not_yet(why,
+                           "primary " + node(*p).name + " has no streaming walsender for " +
+                               node(i).name +
+                               "; pg_stat_replication:" + (seen.empty() ? " empty" : seen));
         }
     }
     return true;
 }
 
 bool Cluster::dcs_lists_all_members(std::string* why) const {
-    auto say = [&](const std::string& s) {
-        if (why) {
-            *why = s;
-        }
-        return false;
-    };
     auto p = primary();
     if (!p) {
-        return say("no single primary");
+        return not_yet(why, "no single primary");
     }
     auto r = t::http_request("127.0.0.1", node(*p).api_port, "GET", "/cluster", "", {}, 2s);
     auto body = dt::json::parse(r.body, nullptr, false);
     if (r.status != 200 || !body.is_object() || !body["members"].is_array()) {
-        return say("GET /cluster on " + node(*p).name + ": " + std::to_string(r.status) + " " +
-                   r.body);
+        return not_yet(
+            why,
+            "GET /cluster on " + node(*p).name + ": " + std::to_string(r.status) + " " + r.body);
     }
     std::set<std::string> listed;
     std::vector<std::string> leaders;
@@ -511,13 +521,15 @@ bool Cluster::dcs_lists_all_members(std::string* why) const {
     }
     for (const auto& n : nodes_) {
         if (!listed.count(n.name)) {
-            return say("GET /cluster on " + node(*p).name + " does not list " + n.name +
-                       " (its member key is missing from the DCS): " + r.body);
+            return not_yet(why,
+                           "GET /cluster on " + node(*p).name + " does not list " + n.name +
+                               " (its member key is missing from the DCS): " + r.body);
         }
     }
     if (leaders != std::vector<std::string>{node(*p).name}) {
-        return say("GET /cluster on " + node(*p).name +
-                   " does not name it the only leader: " + r.body);
+        return not_yet(
+            why,
+            "GET /cluster on " + node(*p).name + " does not name it the only leader: " + r.body);
     }
     return true;
 }

@@ -406,6 +406,7 @@ TEST_CASE("decide: the leader race is won only by the healthiest reachable membe
         auto plan = decide(s);
         CHECK(plan.actions.empty());
         CHECK(plan.reason == "not racing for the leader lock: primary node2 is still alive");
+        CHECK(plan.retry_soon);
     }
     SECTION("equal wal: a higher failover_priority wins") {
         auto p = probe_replica("node2", 1000);
