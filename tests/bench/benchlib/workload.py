@@ -15,6 +15,23 @@ TABLE = "bench_writes"
 PROBE_TABLE = "bench_probe"
 
 
+
+def _pace(stop, nxt):
+    """Waits until `nxt` (or returns at once when late, restarting the schedule from now)."""
+    delay = nxt - time.monotonic()
+    if delay > 0:
+        stop.wait(delay)
+        return nxt
+    return time.monotonic()
+
+
+def _close_quietly(conn):
+    if conn is not None:
+        try:
+            conn.close()
+        except psycopg2.Error:
+            pass
+
 class Writer:
     def __init__(self, nodes, pacing=0.020):
         hosts = ",".join("127.0.0.1" for _ in nodes)
@@ -67,16 +84,8 @@ class Writer:
                 except psycopg2.Error:
                     pass
                 conn = None
-            delay = nxt - time.monotonic()
-            if delay > 0:
-                self._stop.wait(delay)
-            else:
-                nxt = time.monotonic()
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg2.Error:
-                pass
+            nxt = _pace(self._stop, nxt)
+        _close_quietly(conn)
 
     def snapshot(self):
         with self.lock:
@@ -224,16 +233,8 @@ class NodeProbe:
             with self.lock:
                 self.writes[n.name].append(((t1 + t2) / 2, ok, err))
                 self.primary[n.name].append(((t2 + t3) / 2, st))
-            d = nxt - time.monotonic()
-            if d > 0:
-                self._stop.wait(d)
-            else:
-                nxt = time.monotonic()
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg2.Error:
-                pass
+            nxt = _pace(self._stop, nxt)
+        _close_quietly(conn)
 
     def samples(self, name, t0, t1=None):
         """(writes, primary) of node `name` with t0 <= t <= t1, oldest first."""
