@@ -146,11 +146,7 @@ class Monitor:
                 self.rounds += 1
                 if len(up) > 1:
                     self.split.append((time.monotonic(), up))
-            d = nxt - time.monotonic()
-            if d > 0:
-                self._stop.wait(d)
-            else:
-                nxt = time.monotonic()
+            nxt = _pace(self._stop, nxt)
 
     def split_between(self, t0, t1):
         with self.lock:
