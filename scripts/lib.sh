@@ -19,6 +19,14 @@ build_dir() {
 
 configure_and_build() {
     local root="$1" build="$2" type="${3:-RelWithDebInfo}"
-    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="$type" >/dev/null
+    local launcher=()
+    # ccache (Debian) when present: a clean clone on the same machine reuses earlier objects.
+    if command -v ccache >/dev/null 2>&1; then
+        launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+        # Objects do not depend on where the clone is: paths are hashed relative to it.
+        export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=true
+    fi
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="$type" "${launcher[@]}" \
+        ${PGW_CMAKE_ARGS:-} >/dev/null
     cmake --build "$build" -j"$(nproc)"
 }
