@@ -338,4 +338,19 @@ std::string patch_config_json(const std::string& old_json,
     return detail::to_json(config).dump(-1, ' ', true);
 }
 
+// Placeholders with the old behaviour until the per-key fallback lands.
+DynamicResult parse_dynamic_json(const std::string& json_text, const core::DynamicSettings&) {
+    return parse_dynamic_json(json_text);
+}
+
+std::vector<Problem> validate_dynamic_json(const std::string& json_text) {
+    std::vector<Problem> errors;
+    for (auto& p : parse_dynamic_json(json_text).problems) {
+        if (p.severity == Problem::Severity::Error) {
+            errors.push_back(std::move(p));
+        }
+    }
+    return errors;
+}
+
 }  // namespace pgwarden::config

@@ -18,6 +18,17 @@ struct DynamicResult {
 // Patroni adjusts them (each adjustment is a Warning). Never throws.
 DynamicResult parse_dynamic_json(const std::string& json_text);
 
+// The same, for a running node: a key whose new value is invalid keeps its value from
+// `last_good` (Patroni ignores invalid values per key), and text that is not a JSON object
+// keeps `last_good` whole. Each such key is a Problem naming it. Never throws.
+DynamicResult parse_dynamic_json(const std::string& json_text,
+                                 const core::DynamicSettings& last_good);
+
+// What PATCH/PUT /config may write: the resulting `config` key checked with the same rules.
+// Returns the Errors (each naming its key, e.g. "ttl" or "postgresql.parameters.max_connections");
+// empty = acceptable. Never throws.
+std::vector<Problem> validate_dynamic_json(const std::string& json_text);
+
 // Patroni's Config._validate_and_adjust_timeouts: raises ttl/loop_wait/retry_timeout to their
 // minimums (20/1/3), then enforces loop_wait + 2*retry_timeout <= ttl by lowering loop_wait (and
 // retry_timeout when loop_wait is already 1). Each adjustment is appended as a Warning whose path
