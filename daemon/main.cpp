@@ -1,6 +1,7 @@
 // pgwarden: one HA supervisor per PostgreSQL node. Wiring only: flags, config, signals, backends.
 #include "config/load.hpp"
 #include "config/validate.hpp"
+#include "core/node_state.hpp"
 #include "dcs/consul/consul_dcs.hpp"
 #include "dcs/etcd3/etcd3_dcs.hpp"
 #include "pg/postgres.hpp"
@@ -30,6 +31,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: pgwarden CONFIG_FILE\n"
     "       pgwarden --validate-config CONFIG_FILE\n"
+    "       pgwarden --print-transitions\n"
     "       pgwarden --version\n"
     "\n"
     "CONFIG_FILE is a Patroni YAML configuration (patroni.yml); PATRONI_* environment\n"
@@ -219,6 +221,10 @@ int main(int argc, char** argv) {
         }
         if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
             std::cout << kUsage;
+            return 0;
+        }
+        if (argc == 2 && std::strcmp(argv[1], "--print-transitions") == 0) {
+            std::cout << core::print_transitions();
             return 0;
         }
         if (argc == 3 && std::strcmp(argv[1], "--validate-config") == 0) {

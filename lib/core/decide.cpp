@@ -60,15 +60,29 @@ const MemberProbe* find_probe(const Snapshot& s, const std::string& name) {
     return nullptr;
 }
 
-bool healthy_candidate(const MemberProbe& p) {
+// A member that may take over from us: reachable, allowed, a running replica, and not lagging
+// behind `my_wal` by more than maximum_lag_on_failover (Patroni's is_failover_possible).
+bool healthy_candidate(const Snapshot& s, const MemberProbe& p, std::int64_t my_wal) {
     return p.reachable && !p.nofailover && !p.watchdog_failed && !p.is_primary &&
-           p.state == "running";
+           p.state == "running" && my_wal - p.wal_position <= s.dynamic.maximum_lag_on_failover;
+}
+
+// The timeline the cluster has reached by its history key: the last switch + 1 (0 = unknown).
+int cluster_timeline(const Cluster& c) {
+    int tl = 0;
+    for (const auto& h : c.history) {
+        tl = std::max(tl, h.timeline + 1);
+    }
+    return tl;
 }
 
 // A member other than us that reports a later timeline than our data directory's.
+// A running instance is judged by its current timeline, a stopped one by pg_control's.
 const Member* member_on_later_timeline(const Snapshot& s) {
+    const int mine = s.pg.query ? std::max(s.pg.query->timeline, s.pg.control_timeline)
+                                : s.pg.control_timeline;
     for (const auto& m : s.cluster->members) {
-        if (m.name != s.name && m.timeline && *m.timeline > s.pg.control_timeline) {
+        if (m.name != s.name && m.timeline && *m.timeline > mine) {
             return &m;
         }
     }
@@ -107,15 +121,30 @@ std::optional<std::string> diverged_from(const Snapshot& s, const Member* leader
 }
 
 Plan decide_without_dcs(const Snapshot& s, bool running_as_primary) {
-    if (running_as_primary) {
-        if (s.dynamic.pause) {
+    if (s.dynamic.pause) {
+        if (running_as_primary) {
             return {s.local.role,
                     {},
                     "DCS is not accessible; cluster is paused, leaving postgresql running"};
         }
+        return {s.local.role, {}, "DCS is not accessible"};
+    }
+    if (running_as_primary) {
+        if (s.local.action_in_progress && !s.local.in_progress_preemptible) {
+            return {s.local.role,
+                    {},
+                    "DCS is not accessible; " + *s.local.action_in_progress + " in progress"};
+        }
         return {Role::Demoted,
                 {demote(StopKind::Fast, false)},
                 "demoting self because DCS is not accessible and I was a leader"};
+    }
+    if (!s.local.action_in_progress && !s.pg.postmaster_running && !s.pg.data_dir_empty &&
+        s.pg.sysid) {
+        // Patroni's demote('offline') → follow(None): stay available read-only.
+        return {Role::Replica,
+                {act(ActionKind::StartReplica, "")},
+                "DCS is not accessible: starting postgresql read-only"};
     }
     return {s.local.role, {}, "DCS is not accessible"};
 }
@@ -168,7 +197,7 @@ Plan decide_stopped_with_other_leader(const Snapshot& s) {
                 "postgresql is not running; waiting for the member key of leader " + leader};
     }
     if (s.local.rewind_failed) {
-        if (s.dynamic.postgresql.remove_data_directory_on_rewind_failure) {
+        if (s.remove_data_directory_on_rewind_failure) {
             return {Role::Replica,
                     {act(ActionKind::Reinitialize, leader)},
                     "pg_rewind failed (" + *s.local.rewind_failed +
@@ -191,8 +220,37 @@ Plan decide_stopped_with_other_leader(const Snapshot& s) {
                     std::to_string(*lm->timeline) + " > " + std::to_string(s.pg.control_timeline) +
                     "): running pg_rewind"};
     }
+    if (s.dynamic.pause) {
+        return {Role::Replica, {}, "postgresql is not running; cluster is paused, not starting it"};
+    }
     if (was_primary(s.pg)) {
+        // Patroni's _check_timeline_and_lsn: a former primary has diverged unless its shutdown
+        // checkpoint ends exactly where the leader's history switched away from its timeline.
+        const std::int64_t mine =
+            s.pg.checkpoint_end_lsn > 0 ? s.pg.checkpoint_end_lsn : s.pg.checkpoint_lsn;
+        std::optional<std::int64_t> switch_point;
+        for (const auto& h : c.history) {
+            if (h.timeline == s.pg.control_timeline) {
+                switch_point = h.lsn;
+            }
+        }
+        const bool same_timeline = lm->timeline && *lm->timeline == s.pg.control_timeline;
+        if (same_timeline || (switch_point && s.pg.checkpoint_end_lsn > 0 &&
+                              mine <= *switch_point)) {
+            return {Role::Replica,
+                    {act(ActionKind::StartReplica, leader)},
+                    "the former primary has not diverged from leader " + leader +
+                        ": starting as its replica without pg_rewind"};
+        }
         if (!s.use_pg_rewind) {
+            if (s.remove_data_directory_on_diverged_timelines && switch_point) {
+                return {Role::Replica,
+                        {act(ActionKind::Reinitialize, leader)},
+                        "the former primary has diverged from leader " + leader + " (" +
+                            std::to_string(mine) + " > " + std::to_string(*switch_point) +
+                            ") and use_pg_rewind is off: removing the data directory "
+                            "(remove_data_directory_on_diverged_timelines)"};
+            }
             return {Role::Replica,
                     {act(ActionKind::StartReplica, leader)},
                     "starting the former primary as a replica of " + leader +
@@ -213,11 +271,47 @@ Plan decide_stopped_with_other_leader(const Snapshot& s) {
             "starting as a secondary, following leader " + leader};
 }
 
+// We hold the lock but PostgreSQL has not run as primary for primary_start_timeout: hand the
+// lock to a healthy replica instead of keeping the cluster without a primary (F8).
+std::optional<Plan> decide_start_timeout(const Snapshot& s) {
+    const std::int64_t limit = static_cast<std::int64_t>(s.dynamic.primary_start_timeout) * 1000;
+    if (s.local.primary_down_ms < limit || (limit > 0 && s.local.primary_down_ms == 0)) {
+        return std::nullopt;
+    }
+    if (!s.probes) {
+        return probe(s, "primary_start_timeout expired: looking for a member to fail over to");
+    }
+    const std::int64_t lsn = s.cluster->last_lsn.value_or(0);
+    for (const auto& p : *s.probes) {
+        if (p.name != s.name && healthy_candidate(s, p, lsn)) {
+            std::vector<Action> actions;
+            if (s.pg.postmaster_running) {
+                actions.push_back(demote(StopKind::Immediate, false));
+            }
+            actions.push_back(act(ActionKind::ReleaseLock));
+            return Plan{Role::Demoted,
+                        actions,
+                        "postgresql did not start as primary within primary_start_timeout (" +
+                            std::to_string(s.dynamic.primary_start_timeout) +
+                            " s) and member " + p.name +
+                            " can take over: releasing the leader lock"};
+        }
+    }
+    return std::nullopt;
+}
+
 // A running replica in a cluster without a leader: Patroni's is_healthiest_node().
 Plan decide_leader_race(const Snapshot& s) {
     const auto& c = *s.cluster;
     if (s.dynamic.pause) {
         return {Role::Replica, {}, "cluster is paused and has no leader: not racing for the lock"};
+    }
+    if (s.local.released_lock_recently ||
+        (c.failover && c.failover->leader && *c.failover->leader == s.name &&
+         c.failover->member && *c.failover->member != s.name)) {
+        return {Role::Replica,
+                {},
+                "not racing for the leader lock: I released it for a switchover"};
     }
     std::vector<Action> take{act(ActionKind::AcquireLock)};
     if (c.failover && !c.failover->empty()) {
@@ -331,12 +425,19 @@ std::optional<Plan> decide_manual_failover_as_leader(const Snapshot& s) {
         return Plan{
             Role::Primary, clear, "manual failover: candidate " + *f.member + " is not a member"};
     }
+    if (s.dynamic.pause && !has_candidate) {
+        return Plan{Role::Primary,
+                    clear,
+                    "manual failover: the cluster is paused, a switchover needs a candidate"};
+    }
     if (!s.probes) {
         return probe(s, "manual failover: checking the candidates");
     }
     bool possible = false;
+    const std::int64_t mine = my_wal_position(s.pg);
     for (const auto& p : *s.probes) {
-        if (p.name != s.name && (!has_candidate || p.name == *f.member) && healthy_candidate(p)) {
+        if (p.name != s.name && (!has_candidate || p.name == *f.member) &&
+            healthy_candidate(s, p, mine)) {
             possible = true;
         }
     }
@@ -391,8 +492,73 @@ std::string_view to_string(ActionKind kind) noexcept {
             return "reinitialize";
         case ActionKind::ClearFailover:
             return "clear failover";
+        case ActionKind::SyncSlots:
+            return "sync slots";
+        case ActionKind::AdvanceSlots:
+            return "advance slots";
+        case ActionKind::WriteHistory:
+            return "write history";
+        case ActionKind::Reload:
+            return "reload";
+        case ActionKind::Restart:
+            return "restart";
+        case ActionKind::ClearScheduledRestart:
+            return "clear scheduled restart";
+        case ActionKind::WaitForCandidate:
+            return "wait for candidate";
     }
     return "unknown";
+}
+
+std::string describe(const Action& a) {
+    std::string out(to_string(a.kind));
+    for (auto& c : out) {
+        if (c == ' ') {
+            c = '-';
+        }
+    }
+    if (a.kind == ActionKind::Demote) {
+        out += a.stop == StopKind::Immediate ? "(immediate)" : "(fast)";
+        if (a.release_lock) {
+            out += " handover";
+        }
+    }
+    if (!a.target.empty()) {
+        out += " " + a.target;
+    }
+    if (a.lsn) {
+        out += " lsn=" + std::to_string(*a.lsn);
+    }
+    if (!a.slots.empty()) {
+        out += " [";
+        for (std::size_t i = 0; i < a.slots.size(); ++i) {
+            out += (i ? "," : "") + a.slots[i];
+        }
+        out += "]";
+    }
+    if (!a.permanent_slots.empty()) {
+        out += " +[";
+        for (std::size_t i = 0; i < a.permanent_slots.size(); ++i) {
+            out += (i ? "," : "") + a.permanent_slots[i];
+        }
+        out += "]";
+    }
+    return out;
+}
+
+std::string describe(const std::vector<Action>& actions) {
+    std::string out;
+    for (const auto& a : actions) {
+        out += (out.empty() ? "" : ", ") + describe(a);
+    }
+    return out.empty() ? "none" : out;
+}
+
+static Plan decide_leader_lost_while_busy(const Snapshot& s) {
+    return {Role::Demoted,
+            {demote(StopKind::Immediate, false)},
+            "demoting self because I do not have the lock and I was a leader (pre-empting " +
+                *s.local.action_in_progress + ")"};
 }
 
 Plan decide(const Snapshot& s) {
@@ -420,6 +586,11 @@ Plan decide(const Snapshot& s) {
             return {
                 s.local.role, {act(ActionKind::UpdateLock)}, busy + "; keeping the leader lock"};
         }
+        // A lost lock does not wait for a running action (F12): the demotion pre-empts it.
+        if (leader_is_other && maybe_primary && s.local.in_progress_preemptible &&
+            !s.dynamic.pause) {
+            return decide_leader_lost_while_busy(s);
+        }
         return {s.local.role, {}, busy};
     }
 
@@ -437,6 +608,15 @@ Plan decide(const Snapshot& s) {
 
     if (!pg.postmaster_running) {
         if (leader_is_me) {
+            if (s.dynamic.pause) {
+                return {s.local.role,
+                        {act(ActionKind::ReleaseLock)},
+                        "cluster is paused and postgresql is not running: releasing the leader "
+                        "lock"};
+            }
+            if (auto give_up = decide_start_timeout(s)) {
+                return *give_up;
+            }
             return {Role::Primary,
                     {act(ActionKind::UpdateLock), act(ActionKind::StartPrimary)},
                     "starting primary after failure"};
@@ -460,11 +640,16 @@ Plan decide(const Snapshot& s) {
 
     if (!answering) {
         if (leader_is_me) {
+            if (!s.dynamic.pause) {
+                if (auto give_up = decide_start_timeout(s)) {
+                    return *give_up;
+                }
+            }
             return {s.local.role,
                     {act(ActionKind::UpdateLock)},
                     "postgresql is not accepting connections yet; keeping the leader lock"};
         }
-        if (leader_is_other && maybe_primary) {
+        if (leader_is_other && maybe_primary && !s.dynamic.pause) {
             return {Role::Demoted,
                     {demote(StopKind::Immediate, false)},
                     "demoting self because I do not have the lock and I was a leader"};
@@ -486,6 +671,12 @@ Plan decide(const Snapshot& s) {
             actions.push_back(act(ActionKind::WriteConfig));
         }
         if (pg_replica) {
+            if (s.dynamic.pause) {
+                return {s.local.role,
+                        {act(ActionKind::ReleaseLock)},
+                        "cluster is paused and postgresql is in recovery: releasing the leader "
+                        "lock"};
+            }
             actions.push_back(act(ActionKind::Promote));
             return {Role::Promoted,
                     actions,
@@ -508,7 +699,7 @@ Plan decide(const Snapshot& s) {
         }
         const std::string& leader = c.leader->name;
         const Member* lm = c.member(leader);
-        if (auto why = diverged_from(s, lm)) {
+        if (auto why = diverged_from(s, lm); why && !s.dynamic.pause) {
             return {Role::Replica, {act(ActionKind::Rewind, leader)}, *why};
         }
         std::vector<Action> actions;
@@ -523,7 +714,28 @@ Plan decide(const Snapshot& s) {
 
     // The cluster has no leader.
     if (pg_primary) {
+        const int history_tl = cluster_timeline(c);
+        if (history_tl > 0 && pg.query->timeline < history_tl) {
+            if (s.dynamic.pause) {
+                return {s.local.role,
+                        {},
+                        "cluster is paused: not taking the leader lock on timeline " +
+                            std::to_string(pg.query->timeline) + " behind the cluster's " +
+                            std::to_string(history_tl)};
+            }
+            return {Role::Demoted,
+                    {demote(StopKind::Immediate, false)},
+                    "demoting self: postgresql runs as primary on timeline " +
+                        std::to_string(pg.query->timeline) + " but the cluster history is at " +
+                        std::to_string(history_tl) + " and the cluster has no leader"};
+        }
         if (const Member* m = member_on_later_timeline(s)) {
+            if (s.dynamic.pause) {
+                return {s.local.role,
+                        {},
+                        "cluster is paused: member " + m->name +
+                            " is on a later timeline, not taking the leader lock"};
+            }
             return {Role::Demoted,
                     {demote(StopKind::Immediate, false)},
                     "demoting self: member " + m->name +

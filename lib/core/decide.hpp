@@ -1,5 +1,6 @@
-// The HA decision: a pure function of one observed snapshot (no I/O, no clock reads).
-// The runtime observes, calls decide(), executes the plan's actions in order, and publishes.
+// The HA decision tree: a pure function of one snapshot (no I/O, no clock reads). core::step()
+// (node_state.hpp) builds the snapshot from the node's state and one observation and owns
+// everything around it; the runtime never calls decide() itself.
 #pragma once
 
 #include "core/cluster.hpp"
@@ -33,6 +34,14 @@ enum class ActionKind {
     Rewind,           // long: pg_rewind from `target`, then start as its replica
     Reinitialize,     // long: remove the data directory, then clone from `target`
     ClearFailover,    // empty the failover key (done, invalid or impossible)
+    // Upkeep, decided by step() after the role decision:
+    SyncSlots,               // make the physical slots exactly `slots` (kept: ignore_slots)
+    AdvanceSlots,            // replica: move the kept member slots up to the replay position
+    WriteHistory,            // leader: add our timeline switch to the history key
+    Reload,                  // long: rewrite the managed files and reload postgresql
+    Restart,                 // long: restart postgresql (scheduled or requested)
+    ClearScheduledRestart,   // drop a stale scheduled restart
+    WaitForCandidate,        // long: switchover: probe until a candidate has `lsn`
 };
 
 std::string_view to_string(ActionKind kind) noexcept;
@@ -40,8 +49,15 @@ std::string_view to_string(ActionKind kind) noexcept;
 struct Action {
     ActionKind kind = ActionKind::UpdateLock;
     StopKind stop = StopKind::Fast;
-    bool release_lock = false;  // Demote: delete the leader key afterwards
-    std::string target;         // member to clone from / follow / rewind from
+    // Demote: graceful switchover: after the stop, hand the key over only to a candidate that
+    // has our shutdown checkpoint (WaitForCandidate, then ReleaseLock).
+    bool release_lock = false;
+    std::string target;               // member to clone from / follow / rewind from / candidate
+    std::vector<std::string> slots;   // SyncSlots / AdvanceSlots: members to keep a slot for
+    std::vector<std::string> permanent_slots;  // ... and permanent physical slots (by name)
+    std::optional<std::int64_t> lsn;  // ReleaseLock: optime to publish; WaitForCandidate: wanted
+    std::uint64_t id = 0;             // long actions: assigned by step(), echoed in the result
+    std::uint64_t request = 0;        // the REST request this action serves (0 = none)
     bool operator==(const Action&) const = default;
 };
 
@@ -53,6 +69,11 @@ struct Plan {
     // after promotion): look again well before loop_wait.
     bool retry_soon = false;
 };
+
+// A plan with every action in one readable line, as logs and scenario files show it:
+// "demote(immediate) release-lock", "update-lock, promote".
+std::string describe(const Action& a);
+std::string describe(const std::vector<Action>& actions);
 
 // What the daemon knows about itself that is not in the DCS or PostgreSQL.
 struct LocalState {
@@ -70,6 +91,15 @@ struct LocalState {
     // The highest timeline this replica has streamed on since PostgreSQL started (0 = none): a
     // replica whose upstream died reports only its last restartpoint's timeline.
     int streamed_timeline = 0;
+    // We released the leader key (switchover, start timeout) less than ttl ago: not racing for
+    // it again, so the successor is not undercut by an equal WAL position (F11).
+    bool released_lock_recently = false;
+    // How long we have held the lock without a running primary (0 = running); the start
+    // timeout (primary_start_timeout) counts from there (F8).
+    std::int64_t primary_down_ms = 0;
+    // A demotion pre-empts a running long action: set when the in-progress action is one that
+    // a lost lock must not wait for.
+    bool in_progress_preemptible = true;
 };
 
 struct Snapshot {
@@ -81,6 +111,9 @@ struct Snapshot {
     PgObservation pg;
     LocalState local;
     bool use_pg_rewind = false;  // effective: local postgresql.use_pg_rewind or dynamic
+    // effective: local postgresql.* or dynamic
+    bool remove_data_directory_on_rewind_failure = false;
+    bool remove_data_directory_on_diverged_timelines = false;
     // Other members' answers to GET /patroni; nullopt = not asked this cycle.
     std::optional<std::vector<MemberProbe>> probes;
     // The failover key's scheduled_at as epoch ms (nullopt: not scheduled), and whether it

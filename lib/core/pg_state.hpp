@@ -116,6 +116,9 @@ struct PgObservation {
     std::string cluster_state;           // pg_controldata "Database cluster state"
     int control_timeline = 0;            // "Latest checkpoint's TimeLineID"
     std::int64_t checkpoint_lsn = 0;     // "Latest checkpoint location" (when read)
+    // End of the shutdown checkpoint record: valid (> 0) only when cluster_state is "shut down"
+    // or "shut down in recovery"; a switchover hands over only WAL up to here.
+    std::int64_t checkpoint_end_lsn = 0;
     bool postmaster_running = false;     // a live postmaster owns data_dir
     bool accepting_connections = false;  // a query succeeded this cycle
     std::optional<PgQueryResult> query;  // nullopt if not running or the query failed

@@ -80,6 +80,15 @@ struct PostgresqlDynamic {
     bool remove_data_directory_on_diverged_timelines = false;
 };
 
+// A permanent replication slot of the dynamic `slots` section.
+struct PermanentSlot {
+    std::string name;
+    std::string type = "physical";  // physical | logical
+    std::string database;
+    std::string plugin;
+    bool operator==(const PermanentSlot&) const = default;
+};
+
 // The dynamic configuration (bootstrap.dcs, then the DCS `config` key).
 struct DynamicSettings {
     int ttl = 30;
@@ -98,6 +107,7 @@ struct DynamicSettings {
     std::int64_t maximum_lag_on_syncnode = -1;
     int primary_race_backoff = 0;
     int member_slots_ttl = 1800;  // seconds
+    std::vector<PermanentSlot> permanent_slots;  // `slots`
     PostgresqlDynamic postgresql;
 };
 

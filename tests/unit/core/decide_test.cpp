@@ -188,10 +188,11 @@ TEST_CASE("decide: DCS unreachable is never 'no leader'", "[core][safety]") {
         auto plan = decide(snapshot(std::nullopt, pg_running_not_answering(), Role::Primary));
         CHECK(kinds(plan) == std::vector{ActionKind::Demote});
     }
-    SECTION("a stopped node never acquires or bootstraps") {
+    SECTION("a stopped node never acquires or bootstraps: it starts read-only (F20)") {
         auto plan = decide(snapshot(std::nullopt, pg_stopped(), Role::Primary));
-        CHECK(plan.actions.empty());
-        CHECK(plan.reason == "DCS is not accessible");
+        REQUIRE(kinds(plan) == std::vector{ActionKind::StartReplica});
+        CHECK(plan.actions[0].target.empty());
+        CHECK(plan.reason == "DCS is not accessible: starting postgresql read-only");
     }
     SECTION("an empty node never bootstraps") {
         auto plan = decide(snapshot(std::nullopt, pg_empty(), Role::Uninitialized));
@@ -350,7 +351,7 @@ TEST_CASE(
         CHECK(plan.reason ==
               "pg_rewind failed (could not find common ancestor); not starting postgresql: "
               "reinitialize this member or set remove_data_directory_on_rewind_failure");
-        s.dynamic.postgresql.remove_data_directory_on_rewind_failure = true;
+        s.remove_data_directory_on_rewind_failure = true;  // effective: local or dynamic
         CHECK(kinds(decide(s)) == std::vector{ActionKind::Reinitialize});
     }
 }
