@@ -17,8 +17,30 @@ inline bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
+// The value of one hex digit, -1 when `c` is not one.
+inline int hex_value(char c) {
+    if (is_digit(c)) {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 inline bool is_hex(char c) {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return hex_value(c) >= 0;
+}
+
+// ASCII lower case (Python's str.lower() on the names and modes compared here).
+inline std::string lower(std::string s) {
+    for (char& c : s) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return s;
 }
 
 // Python's str.strip(): ASCII whitespace.
@@ -55,8 +77,7 @@ inline std::optional<Parsed> py_strtol(std::string_view s) {
     if (s.substr(pos, 2) == "0x" && pos + 2 < s.size() && is_hex(s[pos + 2])) {
         end = pos + 2;
         while (end < s.size() && is_hex(s[end])) {
-            const char c = s[end];
-            acc = acc * 16 + (is_digit(c) ? c - '0' : std::tolower(c) - 'a' + 10);
+            acc = acc * 16 + hex_value(s[end]);
             ++end;
         }
     } else if (pos < s.size() && s[pos] == '0') {

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "core/settings.hpp"
-#include "runtime/rest/handlers.hpp"
+#include "runtime/rest/http_types.hpp"
 
 #include <string>
 #include <string_view>
@@ -33,6 +33,27 @@ inline void add_extra_headers(Response& r, const core::RestApiSettings& settings
     for (const auto& [k, v] : settings.http_extra_headers) {
         r.headers.emplace_back(k, v);
     }
+}
+
+// write_response() as the unsafe endpoints use it: plain text + restapi.http_extra_headers.
+inline Response message(int status, std::string_view text, const core::RestApiSettings& settings) {
+    Response r = message(status, text);
+    add_extra_headers(r, settings);
+    return r;
+}
+
+inline Response json_response(int status, std::string body, const core::RestApiSettings& settings) {
+    Response r = json_response(status, std::move(body));
+    add_extra_headers(r, settings);
+    return r;
+}
+
+// A status line without body or headers (HEAD/OPTIONS health checks, /liveness, /readiness).
+inline Response status_only(int status) {
+    Response r;
+    r.status = status;
+    r.status_only = true;
+    return r;
 }
 
 // Python's BaseHTTPRequestHandler.send_error(code, msg) page (Python 3.11); no extra headers.

@@ -17,6 +17,8 @@
 #include <chrono>
 #include <exception>
 #include <list>
+#include <map>
+#include <sys/resource.h>
 #include <utility>
 
 namespace pgwarden::rest {
@@ -52,7 +54,10 @@ struct detail::ServerImpl {
     ApiActions* actions = nullptr;  // set_actions(); null: unsafe endpoints answer 503
     std::shared_ptr<bool> stop_flag = std::make_shared<bool>(false);  // seen by handle_unsafe
     tcp::acceptor acceptor;
-    std::list<beast::tcp_stream*> sessions;  // open connections, closed by stop()
+    std::list<beast::tcp_stream*> sessions;     // open connections, closed by stop()
+    std::map<std::string, std::size_t> per_ip;  // open connections by client IP
+    std::size_t open = 0;  // accepted and not yet ended (sessions may not have started yet)
+    std::size_t max_connections = 0;  // the total cap in force (set by start())
     unsigned short port = 0;
     bool stopped = false;
     std::uint64_t rejected = 0;  // connections refused at the cap (logged on powers of two)
@@ -236,28 +241,41 @@ bool wants_fresh_status(std::string_view target) {
     return path == "/patroni";
 }
 
-net::awaitable<void> run_session(std::shared_ptr<detail::ServerImpl> impl, tcp::socket socket) {
+// `peer` was counted in impl->per_ip by accept_loop; the session gives it back when it ends.
+net::awaitable<void> run_session(std::shared_ptr<detail::ServerImpl> impl,
+                                 tcp::socket socket,
+                                 std::string peer) {
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     socket.set_option(net::socket_base::keep_alive(true), ignored);
-    const std::string peer = peer_address(socket);
 
     beast::tcp_stream stream(std::move(socket));
     const auto registration = impl->sessions.insert(impl->sessions.end(), &stream);
     struct Unregister {
         detail::ServerImpl& impl;
         std::list<beast::tcp_stream*>::iterator it;
-        ~Unregister() { impl.sessions.erase(it); }
-    } unregister{*impl, registration};
+        const std::string& peer;
+        ~Unregister() {
+            impl.sessions.erase(it);
+            --impl.open;
+            if (const auto n = impl.per_ip.find(peer); n != impl.per_ip.end() && --n->second == 0) {
+                impl.per_ip.erase(n);
+            }
+        }
+    } unregister{*impl, registration, peer};
 
     const auto timeout = std::chrono::milliseconds(impl->opts.idle_timeout_ms);
+    const auto keepalive_idle = std::chrono::milliseconds(impl->opts.keepalive_idle_ms);
     beast::flat_buffer buffer;
+    bool first = true;
     while (!impl->stopped) {
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(impl->opts.max_header_bytes));
         parser.body_limit(impl->opts.max_body_bytes);
 
-        stream.expires_after(timeout);
+        // An idle keep-alive connection holds a slot and an fd: it gets a short wait only.
+        stream.expires_after(first ? timeout : std::min(timeout, keepalive_idle));
+        first = false;
         auto [ec, n] = co_await http::async_read_header(
             stream, buffer, parser, net::as_tuple(net::use_awaitable));
         if (!ec && parser.get()[http::field::expect] == "100-continue" && !parser.is_done()) {
@@ -323,19 +341,29 @@ net::awaitable<void> accept_loop(std::shared_ptr<detail::ServerImpl> impl) {
             co_await backoff.async_wait(net::as_tuple(net::use_awaitable));
             continue;
         }
-        if (impl->sessions.size() >= impl->opts.max_connections) {
+        std::string peer = peer_address(socket);
+        const std::size_t from_peer = impl->per_ip.count(peer) != 0 ? impl->per_ip[peer] : 0;
+        if (impl->open >= impl->max_connections || from_peer >= impl->opts.max_connections_per_ip) {
+            // The newest connection is the one closed: established ones keep being served.
             if (is_power_of_two(++impl->rejected)) {
                 spdlog::warn(
-                    "rest: connection limit reached, closing new connection max={} "
-                    "rejected_total={}",
-                    impl->opts.max_connections,
+                    "rest: connection limit reached, closing new connection peer={} "
+                    "from_peer={} max_per_ip={} open={} max={} rejected_total={}",
+                    peer,
+                    from_peer,
+                    impl->opts.max_connections_per_ip,
+                    impl->open,
+                    impl->max_connections,
                     impl->rejected);
             }
             boost::system::error_code ignored;
             socket.close(ignored);
             continue;
         }
-        spawn_logged(impl->ex, run_session(impl, std::move(socket)), "rest-session");
+        ++impl->per_ip[peer];
+        ++impl->open;
+        spawn_logged(
+            impl->ex, run_session(impl, std::move(socket), std::move(peer)), "rest-session");
     }
 }
 
@@ -418,8 +446,30 @@ Server::~Server() {
     }
 }
 
+std::size_t raise_fd_limit() {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        return 1024;
+    }
+    if (lim.rlim_cur < lim.rlim_max) {
+        const rlim_t before = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &lim) == 0) {
+            spdlog::info("rest: raised the open file limit soft={} from={}", lim.rlim_cur, before);
+        } else {
+            lim.rlim_cur = before;
+        }
+    }
+    return lim.rlim_cur == RLIM_INFINITY ? std::size_t{1} << 20
+                                         : static_cast<std::size_t>(lim.rlim_cur);
+}
+
 boost::system::error_code Server::start() {
     detail::ServerImpl& impl = *impl_;
+    const std::size_t fd_limit = raise_fd_limit();
+    impl.max_connections = impl.opts.max_connections != 0
+                               ? impl.opts.max_connections
+                               : std::max<std::size_t>(1, std::min<std::size_t>(512, fd_limit / 2));
     const auto addr = parse_listen(impl.opts.listen);
     if (!addr) {
         spdlog::error("rest: invalid restapi.listen value listen={}", impl.opts.listen);
@@ -478,7 +528,11 @@ boost::system::error_code Server::start() {
         return ec;
     }
     impl.port = impl.acceptor.local_endpoint(ec).port();
-    spdlog::info("rest: listening listen={} port={}", impl.opts.listen, impl.port);
+    spdlog::info("rest: listening listen={} port={} max_connections={} max_per_ip={}",
+                 impl.opts.listen,
+                 impl.port,
+                 impl.max_connections,
+                 impl.opts.max_connections_per_ip);
     spawn_logged(impl.ex, accept_loop(impl_), "rest-accept");
     return {};
 }
@@ -499,6 +553,10 @@ void Server::set_actions(ApiActions* actions) {
 
 std::size_t Server::connection_count() const {
     return impl_->sessions.size();
+}
+
+std::size_t Server::connection_limit() const {
+    return impl_->max_connections;
 }
 
 }  // namespace pgwarden::rest

@@ -23,16 +23,27 @@ namespace detail {
 struct ServerImpl;  // defined in server.cpp (Beast stays there)
 }
 
+// Raises the soft RLIMIT_NOFILE to the hard limit when it is lower (systemd's default soft
+// limit is 1024). Returns the soft limit in force afterwards. Called by Server::start().
+std::size_t raise_fd_limit();
+
 class Server {
 public:
     struct Options {
         // host:port; host "*", "" or "0.0.0.0"/"::" = any address; port 0 = pick a free port.
         std::string listen;
         core::RestApiSettings settings;
-        std::size_t max_connections = 1000;  // more are accepted and closed at once
+        // Connection caps (F16): a connection above either is accepted and closed at once, so one
+        // client cannot starve HAProxy checks and member probes, nor the HA loop of fds.
+        // 0 = min(512, RLIMIT_NOFILE soft limit / 2): the other half stays for the DCS,
+        // libpq and pg_ctl.
+        std::size_t max_connections = 0;
+        std::size_t max_connections_per_ip = 32;  // concurrent connections from one client IP
         std::size_t max_body_bytes = std::size_t{64} * 1024;    // larger bodies: 413 and close
         std::size_t max_header_bytes = std::size_t{16} * 1024;  // larger headers: 431 and close
         int idle_timeout_ms = 10000;                            // deadline of every read and write
+        // How long a keep-alive connection may wait for its next request before it is closed.
+        int keepalive_idle_ms = 2000;
         // Poll/probe timing of the unsafe endpoints (tests shrink it; `stopped` is set by the
         // server). A switchover request keeps its connection busy for up to
         // 2 * max(10, loop_wait) s; no socket operation is pending meanwhile, so idle_timeout_ms
@@ -68,6 +79,9 @@ public:
 
     // Number of open connections (for tests and diagnostics; read on the executor's thread).
     std::size_t connection_count() const;
+
+    // The total connection cap in force (Options::max_connections, or computed by start()).
+    std::size_t connection_limit() const;
 
 private:
     std::shared_ptr<detail::ServerImpl> impl_;  // shared with the running coroutines

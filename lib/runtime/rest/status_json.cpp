@@ -1,5 +1,8 @@
+// GET /patroni and the DCS member key: the node status as Patroni shows it (StatusView), plus
+// LSN and PostgreSQL timestamp text.
 #include "runtime/rest/status_json.hpp"
 
+#include "runtime/rest/calendar.hpp"
 #include "runtime/rest/json_util.hpp"
 
 #include <nlohmann/json.hpp>
@@ -211,16 +214,6 @@ std::string format_lsn(std::int64_t lsn) {
 }
 
 namespace {
-
-// Howard Hinnant's days_from_civil.
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2 ? 1 : 0;
-    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const auto yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
 
 class Scanner {
 public:

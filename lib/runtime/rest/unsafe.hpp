@@ -17,7 +17,7 @@
 #include "core/node_status.hpp"
 #include "core/settings.hpp"
 #include "runtime/rest/api_actions.hpp"
-#include "runtime/rest/handlers.hpp"
+#include "runtime/rest/http_types.hpp"
 
 #include <boost/asio/awaitable.hpp>
 

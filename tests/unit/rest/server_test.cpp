@@ -13,12 +13,16 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
+#include <poll.h>
 #include <string>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <thread>
+#include <vector>
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -34,12 +38,16 @@ namespace {
 // Runs the server's io_context on its own thread; stop() + bounded join.
 class ServerFixture {
 public:
-    explicit ServerFixture(core::RestApiSettings settings = {}) {
+    explicit ServerFixture(core::RestApiSettings settings = {},
+                           const std::function<void(Server::Options&)>& tune = {}) {
         status_ = std::make_shared<const core::NodeStatus>(primary_status());
         Server::Options opts;
         opts.listen = "127.0.0.1:0";
         opts.settings = std::move(settings);
         opts.max_body_bytes = 1024;
+        if (tune) {
+            tune(opts);
+        }
         auto status = status_;
         server_ = std::make_unique<Server>(
             ioc_.get_executor(),
@@ -76,6 +84,7 @@ public:
 
     boost::system::error_code start_error() const { return start_error_; }
     unsigned short port() const { return server_->port(); }
+    std::size_t connection_limit() const { return server_->connection_limit(); }
 
 private:
     net::io_context ioc_{1};
@@ -89,7 +98,12 @@ private:
 // Blocking client; every read gives up after 5 s (SO_RCVTIMEO) so a bug cannot hang the test.
 class Client {
 public:
-    explicit Client(unsigned short port) : socket_(ioc_) {
+    // `source`: the client's own address (any 127.x.y.z is local on Linux: another client IP).
+    explicit Client(unsigned short port, const char* source = nullptr) : socket_(ioc_) {
+        if (source != nullptr) {
+            socket_.open(tcp::v4());
+            socket_.bind(tcp::endpoint(net::ip::make_address(source), 0));
+        }
         socket_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
         timeval tv{5, 0};
         ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -110,6 +124,16 @@ public:
         boost::system::error_code ec;
         socket_.read_some(net::buffer(&c, 1), ec);
         return ec == net::error::eof || ec == net::error::connection_reset;
+    }
+
+    // closed_by_server() with a bound of its own: asio's blocking read ignores SO_RCVTIMEO, so
+    // wait for readability with poll() first. False when nothing arrived within `limit`.
+    bool closed_within(std::chrono::milliseconds limit) {
+        pollfd p{socket_.native_handle(), POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) {
+            return false;
+        }
+        return closed_by_server();
     }
 
 private:
@@ -253,4 +277,86 @@ TEST_CASE("server: start() reports an address already in use", "[rest][server]")
         []() { return std::shared_ptr<const core::NodeStatus>(); },
         []() { return Context{}; });
     CHECK(third.start());
+}
+
+// F16: keep-alive connections held by one client must not lock out HAProxy and member probes.
+TEST_CASE("server: one client IP cannot take every connection", "[rest][server][F16]") {
+    ServerFixture fx({}, [](Server::Options& o) {
+        o.max_connections_per_ip = 4;
+        o.max_connections = 16;
+        o.idle_timeout_ms = 60000;  // only the caps may close a connection during the test
+        o.keepalive_idle_ms = 60000;
+    });
+    REQUIRE_FALSE(fx.start_error());
+    std::vector<std::unique_ptr<Client>> held;
+    for (int i = 0; i < 4; ++i) {
+        held.push_back(std::make_unique<Client>(fx.port(), "127.0.0.2"));
+        held.back()->send("GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n");
+        REQUIRE(held.back()->read().result_int() == 200);
+    }
+    Client fifth(fx.port(), "127.0.0.2");
+    CHECK(fifth.closed_within(std::chrono::seconds(3)));  // the newest one is closed at accept
+
+    Client haproxy(fx.port(), "127.0.0.1");
+    haproxy.send("GET /primary HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(haproxy.read().result_int() == 200);
+
+    held.front()->send("GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(held.front()->read().result_int() == 200);  // established ones are still served
+    CHECK(fx.shutdown());
+}
+
+TEST_CASE("server: the total cap closes the newest connection at accept", "[rest][server][F16]") {
+    ServerFixture fx({}, [](Server::Options& o) {
+        o.max_connections = 3;
+        o.idle_timeout_ms = 60000;
+        o.keepalive_idle_ms = 60000;
+    });
+    REQUIRE_FALSE(fx.start_error());
+    const char* sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
+    std::vector<std::unique_ptr<Client>> held;
+    for (const char* source : sources) {
+        held.push_back(std::make_unique<Client>(fx.port(), source));
+        held.back()->send("GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n");
+        REQUIRE(held.back()->read().result_int() == 200);
+    }
+    Client fourth(fx.port(), "127.0.0.5");
+    CHECK(fourth.closed_within(std::chrono::seconds(3)));
+    CHECK(fx.shutdown());
+}
+
+TEST_CASE("server: an idle keep-alive connection is closed after keepalive_idle_ms",
+          "[rest][server][F16]") {
+    ServerFixture fx({}, [](Server::Options& o) {
+        o.idle_timeout_ms = 60000;
+        o.keepalive_idle_ms = 100;
+    });
+    REQUIRE_FALSE(fx.start_error());
+    Client c(fx.port());
+    c.send("GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto r = c.read();
+    CHECK(r.result_int() == 200);
+    CHECK(r.keep_alive());
+    CHECK(c.closed_within(std::chrono::seconds(3)));
+}
+
+TEST_CASE("server: the default total cap leaves half of the fd limit to the HA loop",
+          "[rest][server][F16]") {
+    rlimit lim{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &lim) == 0);
+    if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max > 64) {
+        rlimit lowered = lim;
+        lowered.rlim_cur = 64;
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+        CHECK(raise_fd_limit() == lim.rlim_max);  // the soft limit goes up to the hard one
+        rlimit after{};
+        REQUIRE(::getrlimit(RLIMIT_NOFILE, &after) == 0);
+        CHECK(after.rlim_cur == lim.rlim_max);
+    }
+    ServerFixture fx;
+    REQUIRE_FALSE(fx.start_error());
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &lim) == 0);
+    const std::size_t soft = lim.rlim_cur == RLIM_INFINITY ? std::size_t{1} << 20
+                                                           : static_cast<std::size_t>(lim.rlim_cur);
+    CHECK(fx.connection_limit() == std::min<std::size_t>(512, soft / 2));
 }

@@ -741,6 +741,46 @@ TEST_CASE("put config", "[rest][unsafe][config]") {
     }
 }
 
+TEST_CASE("config: PATCH/PUT refuse a config every node would reject, and write nothing",
+          "[rest][unsafe][config][F7]") {
+    FakeApiActions fake = fake_with_cluster();
+    SECTION("PATCH {\"ttl\":\"soon\"}: 400 naming ttl, nothing written, no wakeup") {
+        const Response r = run(fake, req("PATCH", "/config", R"({"ttl":"soon"})"), primary());
+        CHECK(r.status == 400);
+        CHECK(r.content_type == "text/html");
+        CHECK(r.body.rfind("Invalid dynamic configuration: ttl: ", 0) == 0);
+        CHECK(fake.config_writes == 0);
+        CHECK(fake.wakeups == 0);
+    }
+    SECTION("PUT with a bad value: 400 naming the key, nothing written") {
+        const Response r =
+            run(fake, req("PUT", "/config", R"({"ttl":30,"loop_wait":"often"})"), primary());
+        CHECK(r.status == 400);
+        CHECK(r.body.find("loop_wait: ") != std::string::npos);
+        CHECK(fake.config_writes == 0);
+    }
+    SECTION("a good PATCH is still written and answered 200") {
+        const Response r = run(fake, req("PATCH", "/config", R"({"ttl":40})"), primary());
+        CHECK(r.status == 200);
+        CHECK(fake.config_writes == 1);
+    }
+}
+
+// F7 scenario A: a 30-digit value made every node throw in its next cycle.
+TEST_CASE("config: PATCH with a 30-digit max_connections is refused",
+          "[rest][unsafe][config][F7][!mayfail]") {
+    FakeApiActions fake = fake_with_cluster();
+    const Response r = run(
+        fake,
+        req("PATCH",
+            "/config",
+            R"({"postgresql":{"parameters":{"max_connections":"999999999999999999999999999999"}}})"),
+        primary());
+    CHECK(r.status == 400);
+    CHECK(r.body.find("max_connections") != std::string::npos);
+    CHECK(fake.config_writes == 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // POST /restart, DELETE /restart
 
