@@ -1,6 +1,7 @@
 #include "config/dynamic.hpp"
 
 #include "config/dynamic_internal.hpp"
+#include "config/pg_parameters.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -17,41 +18,32 @@ std::string lower(std::string s) {
 }
 
 // Patroni's parse_int(value, 's') for member_slots_ttl: a number with an optional time unit.
-std::optional<std::int64_t> parse_seconds_with_unit(const Value& v) {
+// nullopt for anything unreadable, negative or beyond an int of seconds (never throws).
+std::optional<int> parse_seconds_with_unit(const Value& v) {
+    std::optional<std::int64_t> seconds;
     if (auto i = python_int(v)) {
-        return i;
+        seconds = i;
+    } else if (v.kind == Value::Kind::String) {
+        const auto n = split_number_unit(v.s);
+        if (!n) {
+            return std::nullopt;
+        }
+        if (n->unit == "s" || n->unit.empty()) {
+            seconds = n->number;
+        } else if (n->unit == "min") {
+            seconds = checked_mul(n->number, 60);
+        } else if (n->unit == "h") {
+            seconds = checked_mul(n->number, 3600);
+        } else if (n->unit == "d") {
+            seconds = checked_mul(n->number, 86400);
+        } else if (n->unit == "ms") {
+            seconds = n->number < 0 ? -1 : div_round(n->number, 1000);
+        }
     }
-    if (v.kind != Value::Kind::String) {
+    if (!seconds || *seconds < 0 || *seconds > INT32_MAX) {
         return std::nullopt;
     }
-    std::string s = v.s;
-    s.erase(std::remove_if(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); }),
-            s.end());
-    std::size_t n = 0;
-    while (n < s.size() && (std::isdigit(static_cast<unsigned char>(s[n])) != 0)) {
-        ++n;
-    }
-    if (n == 0) {
-        return std::nullopt;
-    }
-    const std::int64_t number = std::stoll(s.substr(0, n));
-    const std::string unit = s.substr(n);
-    if (unit == "s") {
-        return number;
-    }
-    if (unit == "min") {
-        return number * 60;
-    }
-    if (unit == "h") {
-        return number * 3600;
-    }
-    if (unit == "d") {
-        return number * 86400;
-    }
-    if (unit == "ms") {
-        return (number + 500) / 1000;
-    }
-    return std::nullopt;
+    return static_cast<int>(*seconds);
 }
 
 }  // namespace
@@ -91,6 +83,34 @@ void parse_parameters(const Value& v,
         }
     }
 }
+
+namespace {
+
+// Dynamic postgresql.parameters: as parse_parameters, and a command-line option whose value is
+// not of its type is an Error (and left out) instead of Patroni's silent fallback to the default.
+void parse_dynamic_parameters(const Value& v,
+                              const std::string& path,
+                              std::map<std::string, std::string>* out,
+                              Walker& w) {
+    std::map<std::string, std::string> parsed;
+    parse_parameters(v, path, &parsed, w);
+    if (!v.is_map()) {
+        return;
+    }
+    for (const auto& [name, value] : v.entries) {
+        auto it = parsed.find(lower(name));
+        if (it == parsed.end()) {
+            continue;
+        }
+        if (auto reason = malformed_cmdline_option(it->first, it->second)) {
+            w.error(value, path + "." + name, *reason);
+            parsed.erase(it);
+        }
+    }
+    *out = std::move(parsed);
+}
+
+}  // namespace
 
 void parse_dynamic_value(const Value& root,
                          const std::string& prefix,
@@ -169,12 +189,13 @@ void parse_dynamic_value(const Value& root,
             w.get_bool(value, p, &out.pause);
         } else if (key == "member_slots_ttl") {
             if (auto s = parse_seconds_with_unit(value)) {
-                out.member_slots_ttl = static_cast<int>(*s);
+                out.member_slots_ttl = *s;
             } else if (!value.is_null()) {
-                w.error(value,
-                        p,
-                        "expected a duration such as 1800 or '30min', got " +
-                            Walker::show(value, false));
+                w.error(
+                    value,
+                    p,
+                    "expected a duration such as 1800 or '30min' (0 to 2147483647 seconds), got " +
+                        Walker::show(value, false));
             }
         } else if (key == "postgresql") {
             if (!w.expect_map(value, p)) {
@@ -217,7 +238,7 @@ void parse_dynamic_value(const Value& root,
                 } else if (pkey == "use_slots") {
                     w.get_bool(pvalue, pp, &out.postgresql.use_slots);
                 } else if (pkey == "parameters") {
-                    parse_parameters(pvalue, pp, &out.postgresql.parameters, w);
+                    parse_dynamic_parameters(pvalue, pp, &out.postgresql.parameters, w);
                 } else if (pkey == "pg_hba") {
                     w.get_string_list(pvalue, pp, &out.postgresql.pg_hba);
                 } else if (pkey == "pg_ident") {

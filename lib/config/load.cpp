@@ -117,8 +117,8 @@ bool parse_url(const std::string& text, Url* out) {
 // Go duration ("5s", "1m30s", "500ms") -> whole seconds (at least 1 for a positive duration).
 bool parse_go_duration(const std::string& text, int* seconds) {
     const std::optional<double> total_ms = core::parse_go_duration_ms(text);
-    if (!total_ms) {
-        return false;
+    if (!total_ms || *total_ms / 1000 > INT32_MAX - 1) {
+        return false;  // not a duration, or more seconds than an int holds
     }
     const int s = static_cast<int>((*total_ms + 999) / 1000);
     *seconds = *total_ms > 0 ? std::max(1, s) : 0;
@@ -434,7 +434,8 @@ private:
                         params != nullptr && params->is_map()) {
                         for (const auto& [pname, pvalue] : params->entries) {
                             if (auto text = detail::render_parameter(pvalue)) {
-                                if (auto reason = check_cmdline_option(pname, *text)) {
+                                auto reason = check_cmdline_option(pname, *text);
+                                if (reason && !malformed_cmdline_option(pname, *text)) {
                                     w_.warning(
                                         pvalue, p + ".postgresql.parameters." + pname, *reason);
                                 }
@@ -885,7 +886,7 @@ private:
         };
         std::optional<std::int64_t> failover_priority;
         if (const Value* fp = v.find("failover_priority"); fp != nullptr && !fp->is_null()) {
-            std::int64_t n = 0;
+            int n = 0;  // an int, as the member key and /patroni publish it
             if (w_.get_int(*fp, "tags.failover_priority", &n)) {
                 failover_priority = n;
             }
