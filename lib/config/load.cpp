@@ -251,6 +251,11 @@ private:
                          "mode",
                          "loggers",
                          "deduplicate_heartbeat_logs"});
+        for (const auto& [key, value] : v.entries) {
+            if (key != "level" && !value.is_null()) {
+                r_->settings.unimplemented_keys.push_back("log." + key);
+            }
+        }
         if (const Value* level = v.find("level")) {
             std::string text;
             if (w_.get_string(*level, "log.level", &text)) {
@@ -709,6 +714,12 @@ private:
                        std::find(replica_methods.begin(), replica_methods.end(), key) !=
                            replica_methods.end()) {
                 // handled above or in finish_credentials, or passed through by Patroni
+                if (!value.is_null() &&
+                    (key == "custom_conf" || key == "recovery_conf" || key == "config_base_name" ||
+                     key == "use_unix_socket_repl" || key.rfind("parameters_", 0) == 0 ||
+                     key.rfind("pg_hba_", 0) == 0 || key.rfind("pg_ident_", 0) == 0)) {
+                    r_->settings.unimplemented_keys.push_back(p);
+                }
             } else {
                 w_.warning(value, p, "unknown key, ignored");
             }
