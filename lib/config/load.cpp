@@ -95,7 +95,7 @@ bool parse_url(const std::string& text, Url* out) {
         rest = rest.substr(close + 1);
         if (!rest.empty() && rest[0] == ':') {
             auto n = detail::python_int(Value::string(rest.substr(1)));
-            if (!n) {
+            if (!n || *n <= 0 || *n > 65535) {
                 return false;
             }
             out->port = static_cast<int>(*n);
