@@ -1,5 +1,6 @@
 // pgwarden: one HA supervisor per PostgreSQL node. Wiring only: flags, config, signals, backends.
 #include "config/load.hpp"
+#include "config/unsupported.hpp"
 #include "config/validate.hpp"
 #include "core/node_state.hpp"
 #include "dcs/consul/consul_dcs.hpp"
@@ -89,7 +90,8 @@ bool check_consul_ttl(net::io_context& ioc,
 
 int run_daemon(const std::string& path) {
     const auto env = config::environment_map();
-    auto loaded = config::load_file(path, env);
+    // Settings pgwarden does not implement yet: warnings are printed, errors refuse the start.
+    auto loaded = config::load_file_checked(path, env);
     for (const auto& p : loaded.problems) {
         std::cerr << config::format_problem(p, path) << "\n";
     }

@@ -95,7 +95,7 @@ bool parse_url(const std::string& text, Url* out) {
         rest = rest.substr(close + 1);
         if (!rest.empty() && rest[0] == ':') {
             auto n = detail::python_int(Value::string(rest.substr(1)));
-            if (!n) {
+            if (!n || *n <= 0 || *n > 65535) {
                 return false;
             }
             out->port = static_cast<int>(*n);
@@ -117,8 +117,8 @@ bool parse_url(const std::string& text, Url* out) {
 // Go duration ("5s", "1m30s", "500ms") -> whole seconds (at least 1 for a positive duration).
 bool parse_go_duration(const std::string& text, int* seconds) {
     const std::optional<double> total_ms = core::parse_go_duration_ms(text);
-    if (!total_ms) {
-        return false;
+    if (!total_ms || *total_ms / 1000 > INT32_MAX - 1) {
+        return false;  // not a duration, or more seconds than an int holds
     }
     const int s = static_cast<int>((*total_ms + 999) / 1000);
     *seconds = *total_ms > 0 ? std::max(1, s) : 0;
@@ -251,6 +251,11 @@ private:
                          "mode",
                          "loggers",
                          "deduplicate_heartbeat_logs"});
+        for (const auto& [key, value] : v.entries) {
+            if (key != "level" && !value.is_null()) {
+                r_->settings.unimplemented_keys.push_back("log." + key);
+            }
+        }
         if (const Value* level = v.find("level")) {
             std::string text;
             if (w_.get_string(*level, "log.level", &text)) {
@@ -434,7 +439,8 @@ private:
                         params != nullptr && params->is_map()) {
                         for (const auto& [pname, pvalue] : params->entries) {
                             if (auto text = detail::render_parameter(pvalue)) {
-                                if (auto reason = check_cmdline_option(pname, *text)) {
+                                auto reason = check_cmdline_option(pname, *text);
+                                if (reason && !malformed_cmdline_option(pname, *text)) {
                                     w_.warning(
                                         pvalue, p + ".postgresql.parameters." + pname, *reason);
                                 }
@@ -708,6 +714,12 @@ private:
                        std::find(replica_methods.begin(), replica_methods.end(), key) !=
                            replica_methods.end()) {
                 // handled above or in finish_credentials, or passed through by Patroni
+                if (!value.is_null() &&
+                    (key == "custom_conf" || key == "recovery_conf" || key == "config_base_name" ||
+                     key == "use_unix_socket_repl" || key.rfind("parameters_", 0) == 0 ||
+                     key.rfind("pg_hba_", 0) == 0 || key.rfind("pg_ident_", 0) == 0)) {
+                    r_->settings.unimplemented_keys.push_back(p);
+                }
             } else {
                 w_.warning(value, p, "unknown key, ignored");
             }
@@ -885,7 +897,7 @@ private:
         };
         std::optional<std::int64_t> failover_priority;
         if (const Value* fp = v.find("failover_priority"); fp != nullptr && !fp->is_null()) {
-            std::int64_t n = 0;
+            int n = 0;  // an int, as the member key and /patroni publish it
             if (w_.get_int(*fp, "tags.failover_priority", &n)) {
                 failover_priority = n;
             }

@@ -58,41 +58,30 @@ const CmdlineOption* find_cmdline(const std::string& name) {
     return nullptr;
 }
 
-// Patroni's parse_int(value, base_unit) for the units CMDLINE options use; nullopt if invalid.
+// Patroni's parse_int(value, base_unit) for the units CMDLINE options use; nullopt if invalid or
+// out of range (never throws: the value comes from the DCS).
 std::optional<std::int64_t> parse_int_unit(const std::string& value, const char* base_unit) {
-    std::string s = value;
-    s.erase(std::remove_if(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); }),
-            s.end());
-    std::size_t n = 0;
-    if (n < s.size() && (s[n] == '-' || s[n] == '+')) {
-        ++n;
-    }
-    const std::size_t digits_start = n;
-    while (n < s.size() && (std::isdigit(static_cast<unsigned char>(s[n])) != 0)) {
-        ++n;
-    }
-    if (n == digits_start) {
+    const auto n = detail::split_number_unit(value);
+    if (!n) {
         return std::nullopt;
     }
-    const std::int64_t number = std::stoll(s.substr(0, n));
-    const std::string unit = s.substr(n);
-    if (unit.empty()) {
-        return number;
+    if (n->unit.empty()) {
+        return n->number;
     }
     if (base_unit == nullptr || std::string_view(base_unit) != "MB") {
         return std::nullopt;
     }
-    if (unit == "MB") {
-        return number;
+    if (n->unit == "MB") {
+        return n->number;
     }
-    if (unit == "GB") {
-        return number * 1024;
+    if (n->unit == "GB") {
+        return detail::checked_mul(n->number, 1024);
     }
-    if (unit == "TB") {
-        return number * 1024 * 1024;
+    if (n->unit == "TB") {
+        return detail::checked_mul(n->number, 1024 * 1024);
     }
-    if (unit == "kB") {
-        return (number + 512) / 1024;
+    if (n->unit == "kB") {
+        return n->number < 0 ? -1 : detail::div_round(n->number, 1024);
     }
     return std::nullopt;
 }
@@ -203,6 +192,36 @@ std::optional<std::string> check_cmdline_option(const std::string& name, const s
     return "value '" + value + "' failed Patroni's validation, " + fallback;
 }
 
+std::optional<std::string> malformed_cmdline_option(const std::string& name,
+                                                    const std::string& value) {
+    const CmdlineOption* o = find_cmdline(name);
+    if (o == nullptr) {
+        return std::nullopt;
+    }
+    switch (o->check) {
+        case Check::Int:
+            if (!parse_int_unit(value, nullptr)) {
+                return "expected an integer, got '" + value + "'";
+            }
+            break;
+        case Check::WalKeepSize:
+            if (!parse_int_unit(value, "MB")) {
+                return "expected a size in MB (or with a unit kB, MB, GB, TB), got '" + value + "'";
+            }
+            break;
+        case Check::Bool:
+        case Check::BoolTrue:
+            if (!pg_bool(value)) {
+                return "expected a boolean (on/off), got '" + value + "'";
+            }
+            break;
+        case Check::Never:
+        case Check::WalLevel:
+            break;
+    }
+    return std::nullopt;
+}
+
 std::map<std::string, std::string> effective_parameters(const core::Settings& settings,
                                                         const core::DynamicSettings& dynamic,
                                                         int server_version_num,
@@ -271,7 +290,8 @@ std::map<std::string, std::string> effective_parameters(const core::Settings& se
                 params.erase(it);
             }
             if (params.find("wal_keep_size") == params.end()) {
-                params["wal_keep_size"] = std::to_string(segments * 16) + "MB";
+                params["wal_keep_size"] =
+                    std::to_string(detail::checked_mul(segments, 16).value_or(8 * 16)) + "MB";
                 if (had_segments) {
                     note(notes,
                          "wal_keep_segments",
@@ -291,7 +311,8 @@ std::map<std::string, std::string> effective_parameters(const core::Settings& se
                 params.erase(it);
             }
             if (params.find("wal_keep_segments") == params.end()) {
-                params["wal_keep_segments"] = std::to_string((size_mb + 8) / 16);
+                params["wal_keep_segments"] =
+                    std::to_string(size_mb < 0 ? 0 : detail::div_round(size_mb, 16));
             }
         }
         for (auto it = params.begin(); it != params.end();) {

@@ -22,6 +22,13 @@ bool is_recovery_parameter(const std::string& name);
 // For a CMDLINE option set in the dynamic configuration: nullopt if Patroni accepts the value,
 // otherwise the reason ("failed validation, defaulting to 100").
 std::optional<std::string> check_cmdline_option(const std::string& name, const std::string& value);
+// For a CMDLINE option whose value is not even of the option's type (an integer that does not
+// parse or does not fit in 64 bits, such as a 30-digit max_connections, or a boolean that is not
+// one): the reason; nullopt otherwise. Patroni would fall back to its default; pgwarden treats it
+// as an Error of the dynamic configuration (PATCH/PUT /config refuses it, a running node keeps
+// the last good value).
+std::optional<std::string> malformed_cmdline_option(const std::string& name,
+                                                    const std::string& value);
 
 // The parameters Patroni writes for this node. server_version_num as PostgreSQL reports it
 // (150000 for 15.0); 0 = unknown (no version-dependent transformations). Notes describe every

@@ -1,13 +1,14 @@
 #include "config/validate.hpp"
 
 #include "config/load.hpp"
+#include "config/unsupported.hpp"
 
 namespace pgwarden::config {
 
 int validate_config_file(const std::string& path,
                          const std::map<std::string, std::string>& env,
                          std::ostream& out) {
-    const LoadResult result = load_file(path, env);
+    const LoadResult result = load_file_checked(path, env);
     int errors = 0;
     int warnings = 0;
     for (const Problem& p : result.problems) {

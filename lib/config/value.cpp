@@ -151,8 +151,10 @@ Value resolve_plain_scalar(const std::string& text, int line) {
                 const std::string part =
                     t.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
                 std::int64_t p = 0;
-                ok = parse_int_base(part, 10, false, &p);
-                total = total * 60 + p;
+                // An overflow keeps the scalar a string (as for any integer beyond 64 bits).
+                ok = parse_int_base(part, 10, false, &p) &&
+                     !__builtin_mul_overflow(total, 60, &total) &&
+                     !__builtin_add_overflow(total, p, &total);
                 if (colon == std::string::npos) {
                     break;
                 }

@@ -66,6 +66,43 @@ std::optional<std::int64_t> python_int(const Value& v) {
     return negative ? -out : out;
 }
 
+std::optional<NumberWithUnit> split_number_unit(const std::string& text) {
+    std::string s = text;
+    s.erase(std::remove_if(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); }),
+            s.end());
+    std::size_t n = 0;
+    if (n < s.size() && (s[n] == '-' || s[n] == '+')) {
+        ++n;
+    }
+    const std::size_t digits_start = n;
+    while (n < s.size() && s[n] >= '0' && s[n] <= '9') {
+        ++n;
+    }
+    if (n == digits_start) {
+        return std::nullopt;
+    }
+    NumberWithUnit out;
+    const char* first = s.data() + (s[0] == '+' ? 1 : 0);
+    auto [ptr, ec] = std::from_chars(first, s.data() + n, out.number);
+    if (ec != std::errc() || ptr != s.data() + n) {
+        return std::nullopt;  // out of range
+    }
+    out.unit = s.substr(n);
+    return out;
+}
+
+std::optional<std::int64_t> checked_mul(std::int64_t a, std::int64_t b) {
+    std::int64_t out = 0;
+    if (__builtin_mul_overflow(a, b, &out)) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+std::int64_t div_round(std::int64_t a, std::int64_t b) {
+    return a / b + (a % b >= b - b / 2 ? 1 : 0);
+}
+
 bool is_secret_key(std::string_view key) {
     return key == "password" || key == "token" || key == "keyfile_password" || key == "auth" ||
            key == "key_password" || key == "auth_data" || key == "sslpassword";

@@ -20,6 +20,21 @@ std::optional<std::int64_t> python_int(const Value& v);
 
 bool is_secret_key(std::string_view key);
 
+// Patroni's strtol-then-unit split (utils.parse_int) on untrusted text: blanks removed, an
+// optional sign, decimal digits, then the unit ("30min" -> {30, "min"}). nullopt when there are
+// no digits or the number does not fit in 64 bits. Never throws.
+struct NumberWithUnit {
+    std::int64_t number = 0;
+    std::string unit;
+};
+std::optional<NumberWithUnit> split_number_unit(const std::string& text);
+
+// a * b, or nullopt when it overflows.
+std::optional<std::int64_t> checked_mul(std::int64_t a, std::int64_t b);
+
+// a / b rounded half up, for a >= 0 and b > 0, without overflow.
+std::int64_t div_round(std::int64_t a, std::int64_t b);
+
 class Walker {
 public:
     explicit Walker(std::vector<Problem>* problems) : problems_(problems) {}

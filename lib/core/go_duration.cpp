@@ -54,6 +54,9 @@ std::optional<double> parse_go_duration_ms(std::string_view text) {
         }
         total_ms += number * factor;
     }
+    if (!std::isfinite(total_ms)) {
+        return std::nullopt;  // e.g. "99999999999999999999h": finite parts, infinite sum
+    }
     return total_ms;
 }
 

@@ -80,13 +80,22 @@ struct PostgresqlDynamic {
     bool remove_data_directory_on_diverged_timelines = false;
 };
 
-// A permanent replication slot of the dynamic `slots` section.
+// A permanent replication slot (dynamic `slots`; Patroni also reads `permanent_slots` and
+// `permanent_replication_slots`): kept whatever the members are.
 struct PermanentSlot {
-    std::string name;
+    std::string name;               // matches ^[a-z0-9_]{1,63}$
     std::string type = "physical";  // physical | logical
+    std::string database;           // logical only (required there)
+    std::string plugin;             // logical only (required there)
+};
+
+// One `ignore_slots` entry: a slot that matches every non-empty field is left alone (never
+// created, advanced or dropped by the HA loop). All fields empty matches every slot.
+struct SlotMatcher {
+    std::string name;
+    std::string type;  // "" | physical | logical
     std::string database;
     std::string plugin;
-    bool operator==(const PermanentSlot&) const = default;
 };
 
 // The dynamic configuration (bootstrap.dcs, then the DCS `config` key).
@@ -107,8 +116,18 @@ struct DynamicSettings {
     std::int64_t maximum_lag_on_syncnode = -1;
     int primary_race_backoff = 0;
     int member_slots_ttl = 1800;  // seconds
-    std::vector<PermanentSlot> permanent_slots;  // `slots`
     PostgresqlDynamic postgresql;
+    std::vector<PermanentSlot> slots;  // in the order of the configuration
+    std::vector<SlotMatcher> ignore_slots;
+    // standby_cluster as Patroni's is_standby_cluster() reads it: a mapping with a non-empty
+    // host, port or restore_command. The section itself (compact JSON, "" = absent) is kept for
+    // messages and for the day it is implemented.
+    bool standby_cluster_present = false;
+    std::string standby_cluster_json;
+    // Keys present with a non-null value that Patroni applies and pgwarden does not implement
+    // yet, relative to the section (e.g. "postgresql.recovery_conf"). Reported by
+    // config::unsupported_dynamic().
+    std::vector<std::string> unimplemented_keys;
 };
 
 struct BootstrapSettings {
@@ -180,6 +199,10 @@ struct Settings {
     std::string watchdog_device = "/dev/watchdog";
     int watchdog_safety_margin = 5;
     LogSettings log;
+    // Keys of patroni.yml present with a non-null value that Patroni applies and pgwarden does
+    // not implement yet, as dotted paths (e.g. "log.dir", "postgresql.custom_conf"). Reported by
+    // config::unsupported_settings().
+    std::vector<std::string> unimplemented_keys;
 };
 
 }  // namespace pgwarden::core

@@ -402,7 +402,7 @@ std::vector<std::string> wanted_slots(const NodeState& state, const Observation&
 
 std::vector<std::string> permanent_physical_slots(const DynamicSettings& dynamic) {
     std::vector<std::string> names;
-    for (const auto& p : dynamic.permanent_slots) {
+    for (const auto& p : dynamic.slots) {
         if (p.type == "physical") {
             names.push_back(p.name);
         }

@@ -252,14 +252,14 @@ void edit_observation(Observation& o, const YAML::Node& n) {
         set_if(d, "member_slots_ttl", o.dynamic.member_slots_ttl);
         set_if(d, "use_slots", o.dynamic.postgresql.use_slots);
         if (d["slots"]) {
-            o.dynamic.permanent_slots.clear();
+            o.dynamic.slots.clear();
             for (const auto& it : d["slots"]) {
                 PermanentSlot p;
                 p.name = it.first.as<std::string>();
                 if (it.second["type"]) {
                     p.type = it.second["type"].as<std::string>();
                 }
-                o.dynamic.permanent_slots.push_back(p);
+                o.dynamic.slots.push_back(p);
             }
         }
     }
