@@ -182,7 +182,11 @@ public:
             co_return error(pg::ErrorKind::CommandFailed, "server is not in standby mode");
         }
         history[timeline + 1] = history[timeline];
-        history[timeline + 1].push_back({timeline, wal_location, "no recovery target specified"});
+        core::HistoryLine line;
+        line.timeline = timeline;
+        line.lsn = wal_location;
+        line.reason = "no recovery target specified";
+        history[timeline + 1].push_back(std::move(line));
         in_recovery = false;
         ++timeline;
         co_return std::nullopt;
