@@ -116,8 +116,9 @@ struct PgObservation {
     std::string cluster_state;           // pg_controldata "Database cluster state"
     int control_timeline = 0;            // "Latest checkpoint's TimeLineID"
     std::int64_t checkpoint_lsn = 0;     // "Latest checkpoint location" (when read)
-    // End of the shutdown checkpoint record: valid (> 0) only when cluster_state is "shut down"
-    // or "shut down in recovery"; a switchover hands over only WAL up to here.
+    // Where that checkpoint record ends (pg_waldump), only after a clean shutdown ("shut
+    // down", "shut down in recovery"); else 0. A replica that received WAL up to here has
+    // everything the stopped primary wrote (Patroni: the end of the shutdown checkpoint).
     std::int64_t checkpoint_end_lsn = 0;
     bool postmaster_running = false;     // a live postmaster owns data_dir
     bool accepting_connections = false;  // a query succeeded this cycle

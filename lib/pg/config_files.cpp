@@ -172,6 +172,12 @@ ControlData parse_controldata(std::string_view output) {
             if (auto lsn = parse_lsn(value)) {
                 cd.checkpoint_lsn = *lsn;
             }
+        } else if (key == "WAL block size" || key == "Bytes per WAL segment") {
+            std::int64_t n = 0;
+            auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            if (ec == std::errc() && n > 0) {
+                (key == "WAL block size" ? cd.wal_block_size : cd.wal_segment_size) = n;
+            }
         } else if (key == "Latest checkpoint's TimeLineID") {
             int tl = 0;
             auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), tl);
@@ -181,6 +187,75 @@ ControlData parse_controldata(std::string_view output) {
         }
     }
     return cd;
+}
+
+namespace {
+
+// The LSN at `key` in `line` ("X/Y" up to the next ',' ':' or space); nullopt if absent.
+std::optional<std::int64_t> lsn_after(std::string_view line, std::string_view key) {
+    std::size_t at = line.find(key);
+    if (at == std::string_view::npos) {
+        return std::nullopt;
+    }
+    std::string_view rest = line.substr(at + key.size());
+    return parse_lsn(rest.substr(0, rest.find_first_of(",: ")));
+}
+
+}  // namespace
+
+std::optional<std::int64_t> parse_checkpoint_end(std::string_view waldump_output,
+                                                 std::int64_t checkpoint_lsn,
+                                                 std::int64_t wal_block_size,
+                                                 std::int64_t wal_segment_size) {
+    // SizeOfXLogLongPHD / SizeOfXLogShortPHD (MAXALIGNed) on 64-bit platforms: a record that
+    // continues on the next page puts at least one byte after the header, so a next record
+    // exactly behind a header means the previous one ended at the boundary.
+    constexpr std::int64_t kLongHeader = 40;
+    constexpr std::int64_t kShortHeader = 24;
+    auto record_end = [&](std::int64_t next) {
+        if (wal_segment_size > 0 && next % wal_segment_size == kLongHeader) {
+            return next - kLongHeader;
+        }
+        if (wal_block_size > 0 && next % wal_block_size == kShortHeader &&
+            (wal_segment_size <= 0 || next % wal_segment_size != kShortHeader)) {
+            return next - kShortHeader;
+        }
+        return next;
+    };
+    bool checkpoint_seen = false;
+    std::size_t pos = 0;
+    while (pos < waldump_output.size()) {
+        std::size_t nl = waldump_output.find('\n', pos);
+        std::string_view line = waldump_output.substr(
+            pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        pos = nl == std::string_view::npos ? waldump_output.size() : nl + 1;
+        std::optional<std::int64_t> end;
+        if (line.rfind("rmgr:", 0) == 0) {
+            auto lsn = lsn_after(line, ", lsn: ");
+            if (!checkpoint_seen) {
+                std::string_view rmgr = trim(line.substr(5, line.find("len (rec/tot)") - 5));
+                auto desc = line.find("desc: ");
+                if (!lsn || *lsn != checkpoint_lsn || rmgr != "XLOG" ||
+                    desc == std::string_view::npos ||
+                    line.substr(desc + 6).rfind("CHECKPOINT", 0) != 0) {
+                    return std::nullopt;
+                }
+                checkpoint_seen = true;
+                continue;
+            }
+            end = lsn;
+        } else if (checkpoint_seen && line.find("invalid record length at ") != line.npos) {
+            if (lsn_after(line, "error in WAL record at ") != checkpoint_lsn) {
+                return std::nullopt;
+            }
+            end = lsn_after(line, "invalid record length at ");
+        }
+        if (end) {
+            end = record_end(*end);
+            return *end > checkpoint_lsn ? end : std::nullopt;
+        }
+    }
+    return std::nullopt;
 }
 
 std::optional<ListenAddress> parse_listen(std::string_view listen) {

@@ -45,13 +45,27 @@ std::optional<std::string> sanitize_auto_conf(std::string_view content);
 bool is_recovery_parameter(std::string_view name);
 
 struct ControlData {
-    std::optional<std::string> sysid;  // "Database system identifier"
-    std::string cluster_state;         // "Database cluster state"
-    int timeline = 0;                  // "Latest checkpoint's TimeLineID"
-    std::int64_t checkpoint_lsn = 0;   // "Latest checkpoint location", bytes
+    std::optional<std::string> sysid;          // "Database system identifier"
+    std::string cluster_state;                 // "Database cluster state"
+    int timeline = 0;                          // "Latest checkpoint's TimeLineID"
+    std::int64_t checkpoint_lsn = 0;           // "Latest checkpoint location", bytes
+    std::int64_t wal_block_size = 8192;        // "WAL block size"
+    std::int64_t wal_segment_size = 16 << 20;  // "Bytes per WAL segment"
 };
 // Parses `pg_controldata` output (run with LC_ALL=C).
 ControlData parse_controldata(std::string_view output);
+
+// Where the checkpoint record at `checkpoint_lsn` ends, from the output (stdout and stderr) of
+// `pg_waldump -s <checkpoint_lsn> -n 2` (Patroni rewind.py _get_checkpoint_end): the first
+// record must be an XLOG CHECKPOINT record at `checkpoint_lsn`; its end is the start of the
+// next record, or, after a clean shutdown where none follows, the position in pg_waldump's
+// "error in WAL record at <checkpoint>: invalid record length at <end>". nullopt otherwise.
+// A next record right after a page header means the checkpoint ended at the page boundary
+// (what the primary flushed and a replica receives): the boundary is returned then.
+std::optional<std::int64_t> parse_checkpoint_end(std::string_view waldump_output,
+                                                 std::int64_t checkpoint_lsn,
+                                                 std::int64_t wal_block_size = 8192,
+                                                 std::int64_t wal_segment_size = 16 << 20);
 
 struct ListenAddress {
     std::string listen_addresses;  // "127.0.0.1" or "0.0.0.0,::"

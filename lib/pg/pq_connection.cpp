@@ -155,7 +155,7 @@ net::awaitable<std::optional<PqError>> PqConnection::connect(
                                  deadline);
         if (ready == Ready::Timeout) {
             conn_.reset();
-            co_return PqError{"", "timeout expired while connecting"};
+            co_return PqError{"", "timeout expired while connecting", true};
         }
         if (ready == Ready::Error) {
             auto err = conn_error(conn_.get(), "connection failed");
@@ -213,7 +213,8 @@ net::awaitable<PqOutcome> PqConnection::query(std::string sql,
         if (ready == Ready::Timeout || ready == Ready::Error) {
             out.error = PqError{"",
                                 ready == Ready::Timeout ? "timeout expired sending the query"
-                                                        : "socket error sending the query"};
+                                                        : "socket error sending the query",
+                                ready == Ready::Timeout};
             conn_.reset();
             co_return out;
         }
@@ -269,7 +270,8 @@ net::awaitable<PqOutcome> PqConnection::query(std::string sql,
         if (ready == Ready::Timeout || ready == Ready::Error) {
             out.error = PqError{"",
                                 ready == Ready::Timeout ? "timeout expired waiting for the result"
-                                                        : "socket error waiting for the result"};
+                                                        : "socket error waiting for the result",
+                                ready == Ready::Timeout};
             conn_.reset();
             co_return out;
         }

@@ -20,8 +20,9 @@ struct pg_result;
 namespace pgwarden::pg {
 
 struct PqError {
-    std::string sqlstate;  // empty for connection-level errors
-    std::string message;   // libpq/server message, one line; never contains a password
+    std::string sqlstate;    // empty for connection-level errors
+    std::string message;     // libpq/server message, one line; never contains a password
+    bool timed_out = false;  // the operation's deadline expired (the connection was closed)
     std::string describe() const;
 };
 

@@ -34,6 +34,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using pgwarden::pg::ConfigFiles;
+using pgwarden::pg::ErrorKind;
 using pgwarden::pg::Postgres;
 using pgwarden::pg::Status;
 using pgwarden::pg::StopMode;
@@ -462,6 +463,35 @@ TEST_CASE("replication: slot names follow Patroni's slot_name_from_member_name",
     CHECK(slot_name_from_member_name("pg_test_01") == "pg_test_01");
 }
 
+TEST_CASE("the end of a checkpoint record is read from pg_waldump output", "[pg][unit]") {
+    using pgwarden::pg::parse_checkpoint_end;
+    const std::string record =
+        "rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/014E52A8, "
+        "prev 0/014E5270, desc: CHECKPOINT_SHUTDOWN redo 0/14E52A8; tli 1; shutdown\n";
+    // After a clean shutdown nothing follows: pg_waldump reports where the next record is.
+    CHECK(parse_checkpoint_end(record +
+                                   "pg_waldump: error: error in WAL record at 0/14E52A8: invalid "
+                                   "record length at 0/14E5320: wanted 24, got 0\n",
+                               0x14E52A8) == 0x14E5320);
+    // A record that follows gives the end too.
+    CHECK(parse_checkpoint_end(
+              record + "rmgr: Standby     len (rec/tot):     50/    50, tx:          0, "
+                       "lsn: 0/014E5320, prev 0/014E52A8, desc: RUNNING_XACTS\n",
+              0x14E52A8) == 0x14E5320);
+    // Behind a page header: the record ended at the page boundary.
+    CHECK(parse_checkpoint_end(record + "error in WAL record at 0/14E52A8: invalid record "
+                                        "length at 0/14E6018: wanted 24, got 0\n",
+                               0x14E52A8) == 0x14E6000);
+    // Not the checkpoint we asked for, not a checkpoint, or nothing after it: unknown.
+    CHECK_FALSE(parse_checkpoint_end(record, 0x14E5270));
+    CHECK_FALSE(parse_checkpoint_end(record, 0x14E52A8));
+    CHECK_FALSE(
+        parse_checkpoint_end("rmgr: Heap        len (rec/tot):     54/    54, tx:        "
+                             "735, lsn: 0/014E52A8, prev 0/014E5270, desc: INSERT off 2\n",
+                             0x14E52A8));
+    CHECK_FALSE(parse_checkpoint_end("pg_waldump: error: could not find file\n", 0x14E52A8));
+}
+
 TEST_CASE("replication: timeline history, LSNs, basebackup args and postmaster.opts parse",
           "[pg][unit]") {
     auto h = pgwarden::pg::parse_timeline_history(
@@ -595,6 +625,7 @@ TEST_CASE("initdb, write_config and start give a running primary, stop fast stop
     CHECK(obs.sysid->size() >= 10);
     CHECK(obs.cluster_state == "in production");
     CHECK(obs.control_timeline == 1);
+    CHECK(obs.checkpoint_end_lsn == 0);  // only after a clean shutdown
     REQUIRE(pg.postmaster_pid());
 
     // A second observe reuses the cached connection and sees WAL move after a write.
@@ -607,6 +638,9 @@ TEST_CASE("initdb, write_config and start give a running primary, stop fast stop
     auto sql_error = run_task(io, pg.execute("SELECT * FROM no_such_table"));
     REQUIRE(sql_error);
     CHECK(sql_error->message.find("42P01") != std::string::npos);
+    CHECK(sql_error->kind == ErrorKind::SqlError);
+    CHECK(sql_error->sqlstate == "42P01");
+    CHECK_FALSE(pgwarden::pg::retryable(*sql_error));
 
     require_ok(run_task(io, pg.stop(StopMode::Fast, 60s)));
     auto t0 = Clock::now();
@@ -619,6 +653,11 @@ TEST_CASE("initdb, write_config and start give a running primary, stop fast stop
     CHECK(stopped.cluster_state == "shut down");
     CHECK(stopped.control_timeline == 1);
     CHECK_FALSE(pg.postmaster_pid());
+    // F11 (b): the end of the shutdown checkpoint record, past its start, at or before the WAL
+    // the primary had flushed plus the checkpoint record (a few hundred bytes at most).
+    CHECK(stopped.checkpoint_lsn >= obs2.query->wal_location);
+    CHECK(stopped.checkpoint_end_lsn > stopped.checkpoint_lsn);
+    CHECK(stopped.checkpoint_end_lsn - stopped.checkpoint_lsn < 1024);
 
     // Statements against a stopped server fail quickly and cleanly; stop again is a no-op.
     t0 = Clock::now();
@@ -626,7 +665,13 @@ TEST_CASE("initdb, write_config and start give a running primary, stop fast stop
     CHECK(Clock::now() - t0 < 5s);
     REQUIRE(refused);
     CHECK(refused->message.find("su-'secret") == std::string::npos);
+    CHECK(refused->kind == ErrorKind::ConnectionFailed);
+    CHECK(pgwarden::pg::retryable(*refused));
     require_ok(run_task(io, pg.stop(StopMode::Fast, 10s)));
+
+    auto not_running = run_task(io, pg.promote(10s));
+    REQUIRE(not_running);
+    CHECK(not_running->kind == ErrorKind::NotRunning);
 }
 
 TEST_CASE("create_roles lets the replication user connect with its password", "[pg]") {
@@ -769,6 +814,7 @@ TEST_CASE("promote on a primary fails cleanly, a standby is observed and promote
 
     auto err = run_task(io, pg.promote(10s));
     REQUIRE(err);
+    CHECK(err->kind == ErrorKind::CommandFailed);
     CHECK(err->message.find("pg_ctl promote") != std::string::npos);
     CHECK(err->message.find(c.data_dir().string()) != std::string::npos);
     CHECK(err->message.find("standby") != std::string::npos);
@@ -828,10 +874,11 @@ TEST_CASE("start fails with a sentence naming pg_ctl, the data directory and the
     }());
     auto missing = run_task(io, not_pg.start(5s));
     REQUIRE(missing);
+    CHECK(missing->kind == ErrorKind::InvalidState);
     CHECK(missing->message.find("not a PostgreSQL data directory") != std::string::npos);
 }
 
-// ---- replication (issue 4) -----------------------------------------------------------------
+// ---- replication -----------------------------------------------------------------------------
 
 TEST_CASE("replication: a clone streams from the primary, slots follow sync_physical_slots",
           "[pg][replication]") {
@@ -886,7 +933,22 @@ TEST_CASE("replication: a clone streams from the primary, slots follow sync_phys
     auto bad = run_task(p.io, p.pa->sync_physical_slots({"node_b", "Bad-Name", "ok_1"}));
     REQUIRE(bad);
     CHECK(bad->message.find("Bad-Name") != std::string::npos);
+    CHECK(bad->kind == ErrorKind::SqlError);
+    CHECK_FALSE(bad->sqlstate.empty());
     CHECK(slot_names(p.a) == "logical_keep,node_b,ok_1");
+
+    // F11 (b): after a fast stop of the primary, the streaming replica has received exactly
+    // up to the end of the shutdown checkpoint that observe() reports.
+    require_ok(run_task(p.io, p.pa->stop(StopMode::Fast, 60s)));
+    auto stopped = run_task(p.io, p.pa->observe());
+    CHECK(stopped.cluster_state == "shut down");
+    REQUIRE(stopped.checkpoint_end_lsn > stopped.checkpoint_lsn);
+    auto received = [end = stopped.checkpoint_end_lsn](const pgwarden::core::PgObservation& o) {
+        return o.query && o.query->receive_location >= end;
+    };
+    auto ob = observe_until(p.io, *p.pb, received, 10s);
+    REQUIRE(ob.query);
+    CHECK(ob.query->receive_location == stopped.checkpoint_end_lsn);
 }
 
 TEST_CASE("replication: promoted clone has a timeline history, old primary rewinds and follows",
@@ -915,6 +977,7 @@ TEST_CASE("replication: promoted clone has a timeline history, old primary rewin
     // Refused while running: B is.
     auto running = run_task(p.io, p.pb->rewind_from("127.0.0.1", p.a.port));
     REQUIRE(running);
+    CHECK(running->kind == ErrorKind::Running);
     CHECK(running->message.find("running") != std::string::npos);
 
     require_ok(run_task(p.io, p.pa->rewind_from("127.0.0.1", p.b.port)));
@@ -950,9 +1013,28 @@ TEST_CASE("replication: rewind after kill -9 runs single-user crash recovery fir
     auto crashed = run_task(p.io, p.pa->observe());
     CHECK_FALSE(crashed.postmaster_running);
     CHECK(crashed.cluster_state == "in production");
+    CHECK(crashed.checkpoint_end_lsn == 0);  // no clean shutdown: no hand-over position
 
     require_ok(run_task(p.io, p.pa->rewind_from("127.0.0.1", p.b.port)));
     p.a_follows_b();
+}
+
+TEST_CASE("rewind_from a source that is down is SourceUnreachable, retryable, and changes nothing",
+          "[pg][replication]") {
+    TestCluster c;
+    net::io_context io;
+    Postgres pg(io.get_executor(), c.settings);
+    bootstrap(io, pg, c);
+    require_ok(run_task(io, pg.stop(StopMode::Fast, 60s)));
+    auto t0 = Clock::now();
+    auto err = run_task(io, pg.rewind_from("127.0.0.1", free_port()));
+    REQUIRE(err);
+    INFO(err->message);
+    CHECK(err->kind == ErrorKind::SourceUnreachable);
+    CHECK(pgwarden::pg::retryable(*err));
+    CHECK(Clock::now() - t0 < 10s);
+    CHECK_FALSE(fs::exists(c.data_dir() / "standby.signal"));
+    CHECK(err->message.find("rw-secret") == std::string::npos);
 }
 
 TEST_CASE("clone_from fails cleanly after two attempts and leaves an empty data directory",
@@ -967,6 +1049,7 @@ TEST_CASE("clone_from fails cleanly after two attempts and leaves an empty data 
     auto err = run_task(io, pg.clone_from("127.0.0.1", free_port(), {"--checkpoint=fast"}));
     auto elapsed = Clock::now() - t0;
     REQUIRE(err);
+    CHECK(err->kind == ErrorKind::CommandFailed);
     CHECK(err->message.find("pg_basebackup") != std::string::npos);
     CHECK(err->message.find("rep:secret") == std::string::npos);
     CHECK(elapsed >= 5s);  // the second attempt comes 5 s after the first
@@ -986,6 +1069,7 @@ TEST_CASE("remove_data_directory refuses while running and empties a stopped one
     REQUIRE(fs::is_symlink(c.data_dir() / "pg_wal"));
     auto refused = run_task(io, pg.remove_data_directory());
     REQUIRE(refused);
+    CHECK(refused->kind == ErrorKind::Running);
     CHECK(refused->message.find("running") != std::string::npos);
     CHECK(fs::exists(c.data_dir() / "PG_VERSION"));
 
