@@ -306,6 +306,20 @@ Plan decide_leader_race(const Snapshot& s) {
     if (s.dynamic.pause) {
         return {Role::Replica, {}, "cluster is paused and has no leader: not racing for the lock"};
     }
+    // Settings this version refuses at start may still arrive through the DCS (edit-config):
+    // without them implemented, the safe side is no automatic promotion at all (F2, F5).
+    if (s.dynamic.standby_cluster_present) {
+        return {Role::Replica,
+                {},
+                "not racing for the leader lock: standby_cluster is set in the DCS "
+                "configuration and not supported by this pgwarden version"};
+    }
+    if (s.dynamic.synchronous_mode != "off") {
+        return {Role::Replica,
+                {},
+                "not racing for the leader lock: synchronous_mode " + s.dynamic.synchronous_mode +
+                    " is set in the DCS configuration and not supported by this pgwarden version"};
+    }
     if (s.local.released_lock_recently ||
         (c.failover && c.failover->leader && *c.failover->leader == s.name &&
          c.failover->member && *c.failover->member != s.name)) {

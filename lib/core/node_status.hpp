@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace pgwarden::core {
 
@@ -49,6 +50,9 @@ struct NodeStatus {
     std::optional<std::string> scheduled_restart_json;
 
     std::string last_outcome;  // the last decision's reason sentence (pgwarden extension)
+    // Settings of the DCS configuration this version does not implement ("config.key: why"),
+    // reported in /patroni as `unsupported_settings` (pgwarden extension).
+    std::vector<std::string> unsupported_settings;
 
     // Added for the REST API (lib/runtime/rest):
     // Effective tags (configured + dynamic nosync/sync_priority, Patroni's get_effective_tags) as

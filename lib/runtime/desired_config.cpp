@@ -2,7 +2,7 @@
 // standby settings following the leader): a pure function of settings and the cluster view.
 #include "config/pg_parameters.hpp"
 #include "pg/config_files.hpp"
-#include "pg/postgres.hpp"
+#include "pg/pg_control.hpp"
 #include "runtime/runtime.hpp"
 
 #include <cstdlib>

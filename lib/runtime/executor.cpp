@@ -4,7 +4,7 @@
 
 #include "dcs/dcs.hpp"
 #include "pg/config_files.hpp"
-#include "pg/postgres.hpp"
+#include "pg/pg_control.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>

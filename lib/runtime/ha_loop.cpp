@@ -3,7 +3,7 @@
 #include "runtime/ha_loop.hpp"
 
 #include "dcs/dcs.hpp"
-#include "pg/postgres.hpp"
+#include "pg/pg_control.hpp"
 #include "runtime/rest/status_json.hpp"
 #include "runtime/runtime.hpp"
 
@@ -33,7 +33,7 @@ bool is_probe(const core::Plan& p) {
 Runtime::Runtime(net::any_io_executor ex_,
                  core::Settings settings_,
                  dcs::Dcs& dcs_,
-                 pg::Postgres& pg_,
+                 pg::PgControl& pg_,
                  MonotonicClock clock_)
     : ex(ex_),
       settings(std::move(settings_)),
@@ -295,7 +295,7 @@ struct HaLoop::Impl {
 HaLoop::HaLoop(net::any_io_executor ex,
                core::Settings settings,
                dcs::Dcs& dcs,
-               pg::Postgres& pg,
+               pg::PgControl& pg,
                MonotonicClock clock)
     : impl_(std::make_shared<Impl>()) {
     impl_->rt = std::make_shared<Runtime>(ex, std::move(settings), dcs, pg, std::move(clock));

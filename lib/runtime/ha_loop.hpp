@@ -15,7 +15,7 @@ namespace pgwarden::dcs {
 class Dcs;
 }
 namespace pgwarden::pg {
-class Postgres;
+class PgControl;
 }
 namespace pgwarden::rest {
 class ApiActions;
@@ -39,7 +39,7 @@ public:
     HaLoop(boost::asio::any_io_executor ex,
            core::Settings settings,
            dcs::Dcs& dcs,
-           pg::Postgres& pg,
+           pg::PgControl& pg,
            MonotonicClock clock);
     ~HaLoop();
     HaLoop(const HaLoop&) = delete;

@@ -3,7 +3,7 @@
 // ActionResult; none assigns a role or decides what comes next (core::apply and step do).
 #include "dcs/dcs.hpp"
 #include "pg/config_files.hpp"
-#include "pg/postgres.hpp"
+#include "pg/pg_control.hpp"
 #include "runtime/executor_internal.hpp"
 #include "runtime/member_probe.hpp"
 
@@ -50,24 +50,20 @@ net::awaitable<pg::Status> write_files(std::shared_ptr<Runtime> rt,
     co_return err;
 }
 
-// The verdict on a failed pg_rewind: a source that is unreachable or has not checkpointed after
-// its promotion is a passing fault, retried; anything else is a verdict on this data directory.
+// The verdict on a failed pg_rewind, from its typed kind: a source that does not accept a
+// connection or has not checkpointed after its promotion is a passing fault (retried);
+// anything else is a verdict on this data directory against this leader.
 Failure rewind_failure(const pg::PgError& err) {
-    // TODO(typed errors): replaced by pg::ErrorKind once lib/pg reports it.
-    const std::string& m = err.message;
-    for (const char* transient : {"could not connect",
-                                  "Connection refused",
-                                  "timeout",
-                                  "timed out",
-                                  "No route to host",
-                                  "server closed the connection",
-                                  "could not translate host name",
-                                  "has not run a checkpoint"}) {
-        if (m.find(transient) != std::string::npos) {
+    switch (err.kind) {
+        case pg::ErrorKind::SourceUnreachable:
+        case pg::ErrorKind::ConnectionFailed:
+        case pg::ErrorKind::Timeout:
             return Failure::SourceUnreachable;
-        }
+        case pg::ErrorKind::SourceNotReady:
+            return Failure::SourceNotReady;
+        default:
+            return Failure::Failed;
     }
-    return Failure::Failed;
 }
 
 void move_data_dir_aside(const Runtime& rt) {
@@ -206,10 +202,7 @@ net::awaitable<ActionResult> demote(std::shared_ptr<Runtime> rt, core::Action a,
         // only after a clean shutdown.
         rt->observer.set_pg(co_await rt->pg.observe());
         const auto& pg = rt->observer.pg();
-        if (pg.cluster_state == "shut down") {
-            r.checkpoint_end_lsn =
-                pg.checkpoint_end_lsn > 0 ? pg.checkpoint_end_lsn : pg.checkpoint_lsn + 1;
-        }
+        r.checkpoint_end_lsn = pg.cluster_state == "shut down" ? pg.checkpoint_end_lsn : 0;
     }
     co_return r;
 }

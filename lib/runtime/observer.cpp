@@ -1,9 +1,10 @@
 // Observation: one DCS read, one PostgreSQL observation, the dynamic configuration (last good
 // value per key), and the REST requests queued since the last cycle, as a core::Observation.
 #include "config/dynamic.hpp"
+#include "config/unsupported.hpp"
 #include "core/iso8601.hpp"
 #include "dcs/dcs.hpp"
-#include "pg/postgres.hpp"
+#include "pg/pg_control.hpp"
 #include "runtime/member_probe.hpp"
 #include "runtime/runtime.hpp"
 
@@ -32,6 +33,17 @@ void Observer::apply_dynamic_config() {
             spdlog::warn("dynamic configuration: {}: {}", p.path, p.message);
         }
     }
+    std::vector<std::string> unsupported;
+    for (const auto& p : config::unsupported_dynamic(parsed.settings)) {
+        std::string line = p.path + ": " + p.message;
+        if (p.severity == config::Problem::Severity::Error) {
+            spdlog::error("dynamic configuration: {}", line);
+        } else {
+            spdlog::warn("dynamic configuration: {}", line);
+        }
+        unsupported.push_back(std::move(line));
+    }
+    unsupported_ = std::move(unsupported);
     const bool timing_changed = parsed.settings.ttl != dynamic_.ttl ||
                                 parsed.settings.loop_wait != dynamic_.loop_wait ||
                                 parsed.settings.retry_timeout != dynamic_.retry_timeout;

@@ -24,7 +24,7 @@ namespace pgwarden::dcs {
 class Dcs;
 }
 namespace pgwarden::pg {
-class Postgres;
+class PgControl;
 struct ConfigFiles;
 }  // namespace pgwarden::pg
 
@@ -199,7 +199,7 @@ struct Runtime : std::enable_shared_from_this<Runtime> {
     Runtime(net::any_io_executor ex,
             core::Settings settings,
             dcs::Dcs& dcs,
-            pg::Postgres& pg,
+            pg::PgControl& pg,
             MonotonicClock clock);
 
     core::MonoMs now() const { return clock(); }
@@ -213,7 +213,7 @@ struct Runtime : std::enable_shared_from_this<Runtime> {
     net::any_io_executor ex;
     core::Settings settings;
     dcs::Dcs& dcs;
-    pg::Postgres& pg;
+    pg::PgControl& pg;
     MonotonicClock clock;
     std::string conn_url;
     std::string api_url;

@@ -1,6 +1,6 @@
 // The published NodeStatus (what the REST API answers from) and GET /patroni's fresh WAL
 // positions: one status query at a time, shared by the requests that arrive meanwhile.
-#include "pg/postgres.hpp"
+#include "pg/pg_control.hpp"
 #include "runtime/runtime.hpp"
 
 #include <nlohmann/json.hpp>
@@ -54,6 +54,7 @@ std::shared_ptr<core::NodeStatus> StatusPublisher::build() const {
     st->dcs_last_seen = obs.dcs_last_seen();
     st->next_run = next_run_;
     st->last_outcome = last_outcome_;
+    st->unsupported_settings = obs.unsupported();
     st->checkpoint_after_promote_pending = s.checkpoint_pending;
     if (pg.postmaster_running && pg.query && pg.query->pending_restart_json != "{}") {
         st->pending_restart = true;

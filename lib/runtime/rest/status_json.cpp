@@ -152,6 +152,15 @@ std::string patroni_status_json(const core::NodeStatus& status, core::MonoMs now
     if (status.watchdog_failed) {
         out["watchdog_failed"] = true;
     }
+    if (!status.unsupported_settings.empty()) {
+        // pgwarden extension: DCS settings this version does not implement (Patroni ignores
+        // unknown fields).
+        OJson list = OJson::array();
+        for (const auto& u : status.unsupported_settings) {
+            list.push_back(u);
+        }
+        out["unsupported_settings"] = std::move(list);
+    }
     return dump_json(out);
 }
 

@@ -768,7 +768,7 @@ TEST_CASE("config: PATCH/PUT refuse a config every node would reject, and write 
 
 // F7 scenario A: a 30-digit value made every node throw in its next cycle.
 TEST_CASE("config: PATCH with a 30-digit max_connections is refused",
-          "[rest][unsafe][config][F7][!mayfail]") {
+          "[rest][unsafe][config][F7]") {
     FakeApiActions fake = fake_with_cluster();
     const Response r = run(
         fake,
