@@ -18,28 +18,22 @@
 #include "support/consul.hpp"
 #include "support/etcd.hpp"
 #include "support/net.hpp"
-#include "support/process.hpp"
-#include "support/temp_dir.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <arpa/inet.h>
 #include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <netinet/in.h>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <utility>
-#include <vector>
 
 namespace pgwarden::dcs_test {
 
@@ -217,6 +211,9 @@ public:
     // The server's client port (the DCS connections go there).
     virtual unsigned short port() const = 0;
     virtual void stop() = 0;
+    // Stops the server and starts it again on the same port (etcd keeps its data; the Consul
+    // servers start empty).
+    virtual void restart() = 0;
 };
 
 class Etcd3Backend final : public Backend {
@@ -287,6 +284,7 @@ public:
     }
     unsigned short port() const override { return server_.client_port(); }
     void stop() override { server_.stop(); }
+    void restart() override { server_.restart(); }
 
     core::Etcd3Settings settings() const {
         core::Etcd3Settings s;
@@ -359,6 +357,7 @@ public:
     std::optional<std::int64_t> owner_ttl_left(const std::string&) override { return std::nullopt; }
     unsigned short port() const override { return server_.port(); }
     void stop() override { server_.stop(); }
+    void restart() override { server_.restart(); }
 
     // One request to the server, with the management token when ACLs are on.
     testing::HttpResult http(const std::string& method,
@@ -392,145 +391,16 @@ inline testing::ConsulOptions consul_test_server_options(std::string session_ttl
     return o;
 }
 
-// A port to listen on, below the ephemeral range (32768+) so that no outgoing connection takes
-// it while a RestartableServer is down.
-inline unsigned short free_low_port() {
-    static unsigned next = 20000 + static_cast<unsigned>(getpid()) % 10000;
-    for (int attempt = 0; attempt < 500; ++attempt) {
-        const auto port = static_cast<unsigned short>(next);
-        next = next >= 32000 ? 20000 : next + 1;
-        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        REQUIRE(fd >= 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        addr.sin_port = htons(port);
-        const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-        ::close(fd);
-        if (free) {
-            return port;
-        }
-    }
-    FAIL("no free port below 32768");
-    return 0;
-}
-
-// A server that a test stops and starts again on the same port, for scenarios about surviving
-// a server restart: etcd keeps its data dir, the Consul servers start empty. Stopped by PID.
-class RestartableServer {
-public:
-    enum class Api { Etcd, Consul };
-    RestartableServer(Api api, std::vector<std::string> argv, unsigned short port, DcsTiming timing)
-        : api_(api), argv_(std::move(argv)), port_(port), timing_(timing) {
-        start();
-    }
-    ~RestartableServer() { stop(); }
-    RestartableServer(const RestartableServer&) = delete;
-    RestartableServer& operator=(const RestartableServer&) = delete;
-
-    void start() {
-        process_ = testing::Process::spawn(
-            argv_, testing::ProcessOptions{{}, dir_.path(), dir_.file("server.log"), ""});
-        const bool up = testing::wait_until(
-            [this] {
-                auto r = testing::http_request("127.0.0.1",
-                                               port_,
-                                               "GET",
-                                               api_ == Api::Etcd ? "/health" : "/v1/status/leader",
-                                               "",
-                                               {},
-                                               500ms);
-                return r.status == 200 &&
-                       (api_ == Api::Etcd ? r.body.find("\"health\":\"true\"") != std::string::npos
-                                          : r.body.size() > 2);
-            },
-            30s);
-        INFO("server log: " << dir_.file("server.log"));
-        REQUIRE(up);
-    }
-    void stop() { process_.stop(10s); }
-    unsigned short port() const { return port_; }
-    const std::string& data_dir() const { return dir_.path(); }
-
-    std::unique_ptr<dcs::Dcs> make_dcs(net::io_context& io,
-                                       const std::string& scope,
-                                       const std::string& member) const {
-        std::unique_ptr<dcs::Dcs> d;
-        if (api_ == Api::Etcd) {
-            core::Etcd3Settings s;
-            s.hosts = {"127.0.0.1:" + std::to_string(port_)};
-            d = std::make_unique<dcs::Etcd3Dcs>(io.get_executor(), s, "/service/", scope, member);
-        } else {
-            core::ConsulSettings s;
-            s.host = "127.0.0.1";
-            s.port = port_;
-            d = std::make_unique<dcs::ConsulDcs>(io.get_executor(), s, "/service/", scope, member);
-        }
-        d->set_timing(timing_);
-        return d;
-    }
-
-private:
-    Api api_;
-    std::vector<std::string> argv_;
-    unsigned short port_;
-    DcsTiming timing_;
-    testing::TempDir dir_{"pgw-dcs-restart"};
-    testing::Process process_;
-};
-
 // Backend kinds for TEMPLATE_TEST_CASE; the type name shows in every test name and failure.
 struct Etcd3 {
     static std::optional<std::string> unavailable() { return std::nullopt; }
     static std::unique_ptr<Backend> start() { return std::make_unique<Etcd3Backend>(); }
-    static std::unique_ptr<RestartableServer> restartable() {
-        const auto port = free_low_port();
-        const auto peer = free_low_port();
-        const std::string client_url = "http://127.0.0.1:" + std::to_string(port);
-        const std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
-        // The data dir is the server's working directory (kept across restarts).
-        return std::make_unique<RestartableServer>(
-            RestartableServer::Api::Etcd,
-            std::vector<std::string>{"etcd",
-                                     "--name",
-                                     "t1",
-                                     "--data-dir",
-                                     "data",
-                                     "--listen-client-urls",
-                                     client_url,
-                                     "--advertise-client-urls",
-                                     client_url,
-                                     "--listen-peer-urls",
-                                     peer_url,
-                                     "--initial-advertise-peer-urls",
-                                     peer_url,
-                                     "--initial-cluster",
-                                     "t1=" + peer_url,
-                                     "--heartbeat-interval",
-                                     "50",
-                                     "--election-timeout",
-                                     "500"},
-            port,
-            DcsTiming{2, 1, 3});
-    }
 };
 
 struct ConsulTestServer {
     static std::optional<std::string> unavailable() { return std::nullopt; }
     static std::unique_ptr<Backend> start() {
         return std::make_unique<ConsulBackend>(consul_test_server_options());
-    }
-    static std::unique_ptr<RestartableServer> restartable() {
-        const auto port = free_low_port();
-        return std::make_unique<RestartableServer>(
-            RestartableServer::Api::Consul,
-            std::vector<std::string>{testing::ConsulServer::test_server_path(),
-                                     "--listen",
-                                     "127.0.0.1:" + std::to_string(port),
-                                     "--session-ttl-min",
-                                     "1s"},
-            port,
-            DcsTiming{2, 1, 3});
     }
 };
 
@@ -549,32 +419,6 @@ struct ConsulAgentDev {
         o.kind = testing::ConsulKind::RealAgent;
         return std::make_unique<ConsulBackend>(o);
     }
-    static std::unique_ptr<RestartableServer> restartable() {
-        const auto port = free_low_port();
-        return std::make_unique<RestartableServer>(
-            RestartableServer::Api::Consul,
-            std::vector<std::string>{"consul",
-                                     "agent",
-                                     "-dev",
-                                     "-bind",
-                                     "127.0.0.1",
-                                     "-client",
-                                     "127.0.0.1",
-                                     "-http-port",
-                                     std::to_string(port),
-                                     "-dns-port",
-                                     "-1",
-                                     "-grpc-port",
-                                     "-1",
-                                     "-serf-lan-port",
-                                     std::to_string(free_low_port()),
-                                     "-serf-wan-port",
-                                     std::to_string(free_low_port()),
-                                     "-server-port",
-                                     std::to_string(free_low_port())},
-            port,
-            DcsTiming{20, 1, 3});
-    }
 };
 
 // The process-wide server of a kind, started on first use; nullptr (after a "SKIPPED:" warning
@@ -589,17 +433,7 @@ Backend* shared_backend() {
     return backend.get();
 }
 
-// A server of its own that the scenario stops and starts again.
-template <class Kind>
-std::unique_ptr<RestartableServer> restartable_server() {
-    if (auto why = Kind::unavailable()) {
-        WARN("SKIPPED: " << *why);
-        return nullptr;
-    }
-    return Kind::restartable();
-}
-
-// A server of its own for scenarios that stop it.
+// A server of its own for scenarios that stop (or restart) it.
 template <class Kind>
 std::unique_ptr<Backend> own_backend() {
     if (auto why = Kind::unavailable()) {
