@@ -1,4 +1,5 @@
-// Private to the DCS backends (etcd3, Consul): small coroutine and deadline helpers.
+// Private to the DCS backends (etcd3, Consul) and the member probes (runtime/member_probe.cpp),
+// the other users of the DCS HTTP client: small coroutine, deadline and logging helpers.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>

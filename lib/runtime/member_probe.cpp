@@ -1,5 +1,6 @@
 #include "runtime/member_probe.hpp"
 
+#include "dcs/async_util.hpp"
 #include "dcs/http_client.hpp"
 #include "dcs/patroni_values.hpp"
 
@@ -8,7 +9,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <exception>
@@ -55,17 +55,10 @@ net::awaitable<void> probe_into(std::shared_ptr<Gather> g,
 struct ProbeDone {
     std::shared_ptr<Gather> g;
     void operator()(const std::exception_ptr& e) const {
-        if (!e) {
-            return;
+        if (e) {
+            dcs::LogTaskException{"member probe"}(e);
+            count_done(*g);
         }
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            spdlog::error("member probe failed: {}", ex.what());
-        } catch (...) {
-            spdlog::error("member probe failed with an unknown exception");
-        }
-        count_done(*g);
     }
 };
 
