@@ -1,10 +1,10 @@
 #include "dcs/cluster_codec.hpp"
 
+#include "dcs/patroni_values.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <limits>
 
 namespace pgwarden::dcs {
@@ -13,72 +13,8 @@ using json = nlohmann::json;
 
 namespace {
 
-std::optional<std::int64_t> parse_int_text(std::string_view text) {
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t' || text.front() == '\n')) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\n')) {
-        text.remove_suffix(1);
-    }
-    if (!text.empty() && text.front() == '+') {
-        text.remove_prefix(1);
-    }
-    std::int64_t value = 0;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size()) {
-        return std::nullopt;
-    }
-    return value;
-}
-
-// Python's int(x) for the JSON types Patroni meets: integers, integral floats, numeric strings.
-std::optional<std::int64_t> as_int(const json& v) {
-    if (v.is_number_integer()) {
-        if (v.is_number_unsigned()) {
-            auto u = v.get<std::uint64_t>();
-            if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-                return std::nullopt;
-            }
-            return static_cast<std::int64_t>(u);
-        }
-        return v.get<std::int64_t>();
-    }
-    if (v.is_number_float()) {
-        double d = v.get<double>();
-        if (!std::isfinite(d) || std::fabs(d) > 9.0e18) {
-            return std::nullopt;
-        }
-        return static_cast<std::int64_t>(d);
-    }
-    if (v.is_string()) {
-        return parse_int_text(v.get_ref<const std::string&>());
-    }
-    return std::nullopt;
-}
-
-// Python truthiness of a JSON value.
-bool truthy(const json& v) {
-    if (v.is_boolean()) {
-        return v.get<bool>();
-    }
-    if (v.is_number_integer()) {
-        return v.get<std::int64_t>() != 0;
-    }
-    if (v.is_number_float()) {
-        return v.get<double>() != 0.0;
-    }
-    if (v.is_string() || v.is_array() || v.is_object()) {
-        return !v.empty();
-    }
-    return false;
-}
-
 std::string str_field(const json& obj, const char* name) {
-    auto it = obj.find(name);
-    if (it != obj.end() && it->is_string()) {
-        return it->get<std::string>();
-    }
-    return {};
+    return patroni_string(obj, name).value_or(std::string());
 }
 
 std::optional<std::string> opt_str_field(const json& obj, const char* name) {
@@ -94,7 +30,7 @@ std::optional<std::int64_t> int_field(const json& obj, const char* name) {
     if (it == obj.end()) {
         return std::nullopt;
     }
-    return as_int(*it);
+    return patroni_int(*it);
 }
 
 int hex_value(char c) {
@@ -202,26 +138,10 @@ core::Member parse_member(std::string name, const RawKey& key) {
     auto tags_it = data.find("tags");
     if (tags_it != data.end() && tags_it->is_object()) {
         const json& tags = *tags_it;
-        std::optional<std::int64_t> priority;
-        if (auto p = tags.find("failover_priority"); p != tags.end()) {
-            priority = as_int(*p);
-        }
-        auto nofailover_it = tags.find("nofailover");
-        bool has_nofailover = nofailover_it != tags.end() && !nofailover_it->is_null();
-        if (has_nofailover) {
-            m.nofailover = truthy(*nofailover_it);
-        } else {
-            m.nofailover = priority.has_value() && *priority <= 0;
-        }
-        if (has_nofailover && truthy(*nofailover_it)) {
-            m.failover_priority = 0;
-        } else if (priority) {
-            m.failover_priority = static_cast<int>(std::clamp<std::int64_t>(
-                *priority, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
-        }
-        if (auto c = tags.find("clonefrom"); c != tags.end()) {
-            m.clonefrom = truthy(*c);
-        }
+        const FailoverTags failover = patroni_failover_tags(tags);
+        m.nofailover = failover.nofailover;
+        m.failover_priority = failover.failover_priority;
+        m.clonefrom = patroni_clonefrom(tags);
     }
     return m;
 }
@@ -278,8 +198,8 @@ std::vector<core::HistoryLine> parse_history(std::string_view text) {
         if (!row.is_array() || row.size() < 3) {
             continue;
         }
-        auto timeline = as_int(row[0]);
-        auto lsn = as_int(row[1]);
+        auto timeline = patroni_int(row[0]);
+        auto lsn = patroni_int(row[1]);
         if (!timeline || !lsn || *timeline < 0 || *timeline > std::numeric_limits<int>::max()) {
             continue;
         }
@@ -305,7 +225,7 @@ StatusValue parse_status(std::string_view text) {
         return out;
     }
     if (data.is_number()) {  // legacy optime/leader: a bare LSN
-        if (auto v = as_int(data); v && *v > 0) {
+        if (auto v = patroni_int(data); v && *v > 0) {
             out.optime = *v;
         }
         return out;
@@ -318,7 +238,7 @@ StatusValue parse_status(std::string_view text) {
     }
     if (auto it = data.find("slots"); it != data.end() && it->is_object()) {
         for (const auto& [slot, lsn] : it->items()) {
-            if (auto v = as_int(lsn)) {
+            if (auto v = patroni_int(lsn)) {
                 out.slots[slot] = *v;
             }
         }

@@ -31,7 +31,14 @@ public:
     virtual ~Dcs() = default;
 
     // Starts background work (the leader-key watch). `on_leader_change` runs on the executor
-    // whenever the leader key changes or disappears; the HA loop uses it to wake up at once.
+    // when the leader key is deleted (by anyone: release, lease/session expiry, an operator),
+    // created, or gets another value or owner (lease/session); the HA loop uses it to wake up
+    // at once, the leader included. It does NOT run for the holder's own lease keepalives,
+    // session renewals or rewrites of an unchanged key (so waking up and renewing never loops),
+    // nor for the state as found when the watch starts. A backend may also run it for other
+    // control keys (etcd: failover, config). The watch outlives server outages and restarts:
+    // it is retried with backoff (a failure is logged at warn), and a change made while it was
+    // down is reported once it is back.
     virtual void start(std::function<void()> on_leader_change) = 0;
     // Cancels background work; revokes nothing.
     virtual void stop() = 0;
@@ -46,9 +53,15 @@ public:
     virtual Task<Result<void>> cancel_initialization() = 0;
 
     // Leader race: takes the leader key only if absent, bound to our lease/session.
+    // Lease contract (the fence relies on it): `true` guarantees that the lease/session holding
+    // the key was renewed (or created) by a request sent after this call started, so the key
+    // lives at least until (time the call started) + ttl unless revoked. The caller may arm
+    // its deadline as that start time + ttl.
     virtual Task<Result<bool>> attempt_to_acquire_leader() = 0;
     // Renews our lease/session and makes sure the leader key is ours; also writes /status
     // (optime) when given. false = the key belongs to someone else (we lost it).
+    // Lease contract: as for attempt_to_acquire_leader, `true` guarantees a renewal (or a new
+    // lease/session) by a request sent after this call started.
     virtual Task<Result<bool>> update_leader(std::optional<std::int64_t> last_lsn) = 0;
     // Voluntary release: deletes the leader key only if it holds our name.
     virtual Task<Result<bool>> delete_leader(std::optional<std::int64_t> last_lsn) = 0;

@@ -23,12 +23,17 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <map>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <optional>
+#include <sys/socket.h>
 #include <variant>
 
 namespace pgwarden::dcs {
@@ -102,6 +107,32 @@ bool is_stale_connection_error(const beast::error_code& ec) {
     return ec == http::error::end_of_stream || ec == net::error::eof ||
            ec == net::error::connection_reset || ec == net::error::broken_pipe ||
            ec == http::error::partial_message || ec == ssl::error::stream_truncated;
+}
+
+// A peer that vanished without FIN/RST (partition, dead host, half-open TCP) is noticed on an
+// idle connection, a watch stream's included, after kKeepIdle + kKeepCount x kKeepInterval = 5 s,
+// and a connection with unacknowledged data after kUserTimeout: well below any ttl, so the
+// watch-fed cache and wake-ups do not silently stop (F18).
+constexpr int kKeepIdleS = 2;
+constexpr int kKeepIntervalS = 1;
+constexpr int kKeepCount = 3;
+constexpr unsigned kUserTimeoutMs = 5000;
+
+void set_keepalive(tcp::socket& socket) {
+    beast::error_code ec;
+    socket.set_option(net::socket_base::keep_alive(true), ec);
+    const int fd = socket.native_handle();
+    bool ok = !ec;
+    ok = ok && ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &kKeepIdleS, sizeof kKeepIdleS) == 0;
+    ok = ok &&
+         ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &kKeepIntervalS, sizeof kKeepIntervalS) == 0;
+    ok = ok && ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &kKeepCount, sizeof kKeepCount) == 0;
+    ok = ok && ::setsockopt(
+                   fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &kUserTimeoutMs, sizeof kUserTimeoutMs) == 0;
+    if (!ok) {
+        spdlog::warn("cannot set TCP keepalive on a DCS connection: {}",
+                     ec ? ec.message() : std::string(std::strerror(errno)));
+    }
 }
 
 bool is_ip_address(const std::string& host) {
@@ -249,6 +280,7 @@ net::awaitable<Result<void>> connect(ImplPtr impl, ConnectionPtr conn, Clock::ti
     }
     beast::error_code ignored;
     conn->tcp().socket().set_option(tcp::no_delay(true), ignored);
+    set_keepalive(conn->tcp().socket());
     if (!conn->tls) {
         co_return Result<void>{};
     }

@@ -7,6 +7,9 @@
 // * stream(): a long-lived response (etcd watch, Consul blocking reads are unary) read
 //   incrementally; every newline-delimited line of the body is passed to `on_line`.
 //
+// Every connection has TCP keepalive and a TCP user timeout (about 5 s in all), so that a server
+// that vanished without closing (half-open TCP) fails a stream or request within seconds.
+//
 // Errors: connect/read/write failures and TLS failures (handshake, certificate verification,
 // unreadable cacert/cert/key; each logged with its reason) -> Errc::Unavailable, deadline ->
 // Errc::Timeout, cancel()/destruction -> Errc::Cancelled. HTTP error statuses are NOT errors here:

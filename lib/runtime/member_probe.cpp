@@ -1,6 +1,8 @@
 #include "runtime/member_probe.hpp"
 
+#include "dcs/async_util.hpp"
 #include "dcs/http_client.hpp"
+#include "dcs/patroni_values.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -25,22 +27,6 @@ std::int64_t int_of(const json& j, const char* key) {
     return 0;
 }
 
-bool truthy(const json& v) {
-    if (v.is_boolean()) {
-        return v.get<bool>();
-    }
-    if (v.is_string()) {
-        std::string s = v.get<std::string>();
-        std::transform(
-            s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-        return s == "true" || s == "on" || s == "yes" || s == "1";
-    }
-    if (v.is_number()) {
-        return v.get<double>() != 0;
-    }
-    return false;
-}
-
 struct Gather {
     std::vector<core::MemberProbe> results;
     std::size_t pending = 0;
@@ -48,17 +34,33 @@ struct Gather {
     explicit Gather(net::any_io_executor ex) : done(ex) {}
 };
 
+void count_done(Gather& g) {
+    if (--g.pending == 0) {
+        // Expire (not just cancel) so that a wait that has not started yet returns at once.
+        g.done.expires_at(net::steady_timer::time_point::min());
+    }
+}
+
 net::awaitable<void> probe_into(std::shared_ptr<Gather> g,
                                 std::size_t index,
                                 net::any_io_executor ex,
                                 core::Member member,
                                 std::chrono::milliseconds timeout) {
     g->results[index] = co_await probe_member(ex, std::move(member), timeout);
-    if (--g->pending == 0) {
-        // Expire (not just cancel) so that a wait that has not started yet returns at once.
-        g->done.expires_at(net::steady_timer::time_point::min());
-    }
+    count_done(*g);
 }
+
+// Completion of one probe_into: an exception (a bug: probes report failures as values) is
+// logged, the member stays unreachable, and the latch still counts it.
+struct ProbeDone {
+    std::shared_ptr<Gather> g;
+    void operator()(const std::exception_ptr& e) const {
+        if (e) {
+            dcs::LogTaskException{"member probe"}(e);
+            count_done(*g);
+        }
+    }
+};
 
 }  // namespace
 
@@ -79,26 +81,25 @@ core::MemberProbe parse_member_probe(const std::string& name, const std::string&
     if (xlog == nullptr) {
         return p;
     }
+    // Reachable with whatever it did say: a field of an unexpected type counts as absent
+    // (Patroni would not even get here for a non-string role, but a member must not vanish
+    // from the race because of one odd field).
     p.reachable = true;
-    const std::string role = j.value("role", "");
+    const std::string role = dcs::patroni_string(j, "role").value_or(std::string());
     const std::int64_t location = int_of(*xlog, "location");
     p.is_primary = location != 0 || role == "primary" || role == "master";
     p.wal_position = p.is_primary ? location
                                   : std::max(int_of(*xlog, "received_location"),
                                              int_of(*xlog, "replayed_location"));
     p.timeline = static_cast<int>(int_of(j, "timeline"));
-    p.state = j.value("state", "");
+    p.state = dcs::patroni_string(j, "state").value_or(std::string());
     if (auto it = j.find("watchdog_failed"); it != j.end()) {
-        p.watchdog_failed = truthy(*it);
+        p.watchdog_failed = dcs::patroni_truthy(*it);
     }
-    if (auto t = j.find("tags"); t != j.end() && t->is_object()) {
-        if (auto f = t->find("failover_priority"); f != t->end() && f->is_number_integer()) {
-            p.failover_priority = f->get<int>();
-            p.nofailover = p.failover_priority <= 0;
-        }
-        if (auto n = t->find("nofailover"); n != t->end() && !n->is_null()) {
-            p.nofailover = truthy(*n);
-        }
+    if (auto t = j.find("tags"); t != j.end()) {
+        const auto tags = dcs::patroni_failover_tags(*t);
+        p.nofailover = tags.nofailover;
+        p.failover_priority = tags.failover_priority;
     }
     return p;
 }
@@ -142,7 +143,7 @@ net::awaitable<std::vector<core::MemberProbe>> probe_members(net::any_io_executo
     g->done.expires_after(timeout + std::chrono::milliseconds(500));
     for (std::size_t i = 0; i < members.size(); ++i) {
         g->results[i].name = members[i].name;
-        net::co_spawn(ex, probe_into(g, i, ex, members[i], timeout), [](std::exception_ptr) {});
+        net::co_spawn(ex, probe_into(g, i, ex, members[i], timeout), ProbeDone{g});
     }
     co_await g->done.async_wait(net::as_tuple(net::use_awaitable));
     co_return g->results;

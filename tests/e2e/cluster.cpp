@@ -184,6 +184,7 @@ void on_backend(BackendKind kind,
                 const std::function<void(const dt::Backend&, const std::string& tag)>& body) {
     auto backend = make_backend(kind);
     if (!backend) {
+        // The "SKIPPED:" prefix makes ctest report a skip (tests/e2e/CMakeLists.txt).
         WARN("SKIPPED: no `consul` binary on PATH; the real-agent tier did not run");
         return;
     }

@@ -8,6 +8,25 @@
 #include <unistd.h>
 
 namespace pgwarden::testing {
+namespace {
+
+// Waits until 127.0.0.1:<port> has a Raft leader (GET /v1/status/leader).
+bool answers_status_leader(unsigned short port, std::chrono::milliseconds timeout) {
+    return wait_until(
+        [port] {
+            auto r = http_request("127.0.0.1",
+                                  port,
+                                  "GET",
+                                  "/v1/status/leader",
+                                  "",
+                                  {},
+                                  std::chrono::milliseconds(500));
+            return r.status == 200 && r.body.size() > 2;
+        },
+        timeout);
+}
+
+}  // namespace
 
 bool ConsulServer::real_consul_available() {
     const char* path = std::getenv("PATH");
@@ -73,6 +92,7 @@ ConsulServer::ConsulServer(ConsulOptions options)
             }
         }
         argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+        argv_ = argv;
         process_ = Process::spawn(argv, popts);
         if (!wait_until(
                 [&] {
@@ -134,20 +154,10 @@ ConsulServer::ConsulServer(ConsulOptions options)
                                << options_.acl_master_token << "\" } }\n";
             argv.insert(argv.end(), {"-config-file", hcl});
         }
+        argv_ = argv;
         process_ = Process::spawn(argv, popts);
     }
-    const bool up = wait_until(
-        [&] {
-            auto r = http_request("127.0.0.1",
-                                  port_,
-                                  "GET",
-                                  "/v1/status/leader",
-                                  "",
-                                  {},
-                                  std::chrono::milliseconds(500));
-            return r.status == 200 && r.body.size() > 2;
-        },
-        options_.start_timeout);
+    const bool up = answers_status_leader(port_, options_.start_timeout);
     if (!up) {
         process_.stop();
         throw std::runtime_error("consul did not answer /v1/status/leader; see " + log_file_);
@@ -156,6 +166,25 @@ ConsulServer::ConsulServer(ConsulOptions options)
 
 ConsulServer::~ConsulServer() {
     stop();
+}
+
+void ConsulServer::restart() {
+    stop();
+    // The test server picked its ports (":0"): listen on the same ones again.
+    for (std::size_t i = 0; i + 1 < argv_.size(); ++i) {
+        if (argv_[i] == "--listen") {
+            argv_[i + 1] = endpoint();
+        } else if (argv_[i] == "--https-listen") {
+            argv_[i + 1] = "127.0.0.1:" + std::to_string(https_port_);
+        }
+    }
+    ProcessOptions popts;
+    popts.log_file = log_file_;
+    process_ = Process::spawn(argv_, popts);
+    const bool up = answers_status_leader(port_, options_.start_timeout);
+    if (!up) {
+        throw std::runtime_error("consul did not answer after a restart; see " + log_file_);
+    }
 }
 
 void ConsulServer::stop() {

@@ -41,6 +41,9 @@ public:
     int pid() const { return process_.pid(); }
     ConsulKind kind() const { return options_.kind; }
     void stop();
+    // Stops it and starts it again on the same port(s) (a server restart: the test server and
+    // `-dev` keep nothing); throws when it does not answer again.
+    void restart();
     const std::string& log_file() const { return log_file_; }
 
     // True when a real `consul` binary is on PATH (then tests also run against it).
@@ -53,6 +56,7 @@ private:
     unsigned short port_ = 0;
     unsigned short https_port_ = 0;
     std::string log_file_;
+    std::vector<std::string> argv_;  // of the running server, for restart()
     Process process_;
 };
 

@@ -30,28 +30,28 @@ EtcdServer::EtcdServer(EtcdOptions options) : options_(std::move(options)), dir_
         const std::string client_url = "http://127.0.0.1:" + std::to_string(client_port_);
         const std::string peer_url = "http://127.0.0.1:" + std::to_string(peer_port_);
         const std::string data_dir = dir_.file("data" + std::to_string(attempt));
-        process_ = Process::spawn({options_.binary,
-                                   "--name",
-                                   "t1",
-                                   "--data-dir",
-                                   data_dir,
-                                   "--listen-client-urls",
-                                   client_url,
-                                   "--advertise-client-urls",
-                                   client_url,
-                                   "--listen-peer-urls",
-                                   peer_url,
-                                   "--initial-advertise-peer-urls",
-                                   peer_url,
-                                   "--initial-cluster",
-                                   "t1=" + peer_url,
-                                   "--initial-cluster-state",
-                                   "new",
-                                   "--heartbeat-interval",
-                                   std::to_string(options_.heartbeat_interval_ms),
-                                   "--election-timeout",
-                                   std::to_string(options_.election_timeout_ms)},
-                                  ProcessOptions{{}, dir_.path(), log_file_, ""});
+        argv_ = {options_.binary,
+                 "--name",
+                 "t1",
+                 "--data-dir",
+                 data_dir,
+                 "--listen-client-urls",
+                 client_url,
+                 "--advertise-client-urls",
+                 client_url,
+                 "--listen-peer-urls",
+                 peer_url,
+                 "--initial-advertise-peer-urls",
+                 peer_url,
+                 "--initial-cluster",
+                 "t1=" + peer_url,
+                 "--initial-cluster-state",
+                 "new",
+                 "--heartbeat-interval",
+                 std::to_string(options_.heartbeat_interval_ms),
+                 "--election-timeout",
+                 std::to_string(options_.election_timeout_ms)};
+        process_ = Process::spawn(argv_, ProcessOptions{{}, dir_.path(), log_file_, ""});
         bool exited = false;
         const bool ok = wait_until(
             [this, &exited] {
@@ -89,6 +89,15 @@ bool EtcdServer::healthy() const {
 
 void EtcdServer::stop() {
     process_.stop(std::chrono::seconds(10));
+}
+
+void EtcdServer::restart() {
+    stop();
+    process_ = Process::spawn(argv_, ProcessOptions{{}, dir_.path(), log_file_, ""});
+    if (!wait_until([this] { return healthy(); }, options_.start_timeout)) {
+        throw std::runtime_error("etcd did not become healthy after a restart; log:\n" +
+                                 read_tail(log_file_));
+    }
 }
 
 }  // namespace pgwarden::testing

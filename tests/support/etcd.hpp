@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pgwarden::testing {
 
@@ -32,6 +33,9 @@ public:
     int pid() const { return process_.pid(); }
     bool healthy() const;
     void stop();  // SIGTERM by PID, waits; idempotent
+    // Stops it and starts it again on the same ports and data dir (a server restart); throws
+    // when it does not become healthy.
+    void restart();
     const std::string& log_file() const { return log_file_; }
 
 private:
@@ -40,6 +44,7 @@ private:
     unsigned short client_port_ = 0;
     unsigned short peer_port_ = 0;
     std::string log_file_;
+    std::vector<std::string> argv_;  // of the running server, for restart()
     Process process_;
 };
 

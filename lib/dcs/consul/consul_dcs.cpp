@@ -30,6 +30,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr milliseconds kMinAttemptTimeout{1000};
 constexpr milliseconds kBackoff{200};
+// A failing leader watch retries at least this often.
+constexpr milliseconds kMaxWatchBackoff{2000};
 
 std::string base64_decode(std::string_view in) {
     static constexpr std::string_view kAlphabet =
@@ -194,7 +196,7 @@ struct ConsulDcs::State {
 
     std::string session;
     Clock::time_point session_renewed{};
-    std::int64_t leader_index = 0;  // ModifyIndex of the leader key (or the KV index if absent)
+    std::int64_t leader_index = 0;  // ModifyIndex of the leader key as last read (0: absent)
     std::string leader_session;
     std::string leader_value;
     std::optional<std::int64_t> last_status_lsn;
@@ -206,6 +208,7 @@ struct ConsulDcs::State {
     // it is absent). False at start: an instance left by a previous run may still be there.
     bool service_absent = false;
     std::string last_error_logged;
+    RetryLog watch_log{"consul: leader watch"};
 
     bool running = false;
     std::uint64_t watch_generation = 0;
@@ -505,9 +508,7 @@ net::awaitable<Result<core::Cluster>> do_get_cluster(StatePtr s) {
         s->leader_session = it->second.owner;
         s->leader_value = it->second.value;
     } else {
-        // Watch the absent key from the KV index so that its creation wakes us.
-        const auto idx = std::atoll(r->header("X-Consul-Index").c_str());
-        s->leader_index = std::max<std::int64_t>(idx, 1);
+        s->leader_index = 0;
         s->leader_session.clear();
         s->leader_value.clear();
     }
@@ -708,59 +709,89 @@ net::awaitable<Result<void>> do_close_session(StatePtr s) {
     co_return Result<void>{};
 }
 
-// Blocking query on the leader key: wakes the HA loop as soon as the key changes or goes.
+// The leader key as the watch last saw it: value, holder session and CreateIndex (a delete and
+// re-create by the same holder is a change too). nullopt = absent.
+struct LeaderSeen {
+    std::string value;
+    std::string session;
+    std::int64_t create_index = 0;
+    bool operator==(const LeaderSeen&) const = default;
+};
+
+// A 200/404 answer of GET <leader key>; nullopt (outer) when the body is unusable.
+std::optional<std::optional<LeaderSeen>> parse_leader_answer(const HttpResponse& r) {
+    if (r.status == 404) {
+        return std::optional<LeaderSeen>();
+    }
+    auto arr = json::parse(r.body, nullptr, false);
+    if (!arr.is_array() || arr.empty() || !arr[0].is_object()) {
+        return std::nullopt;
+    }
+    const json& e = arr[0];
+    LeaderSeen seen;
+    if (auto v = e.find("Value"); v != e.end() && v->is_string()) {
+        seen.value = base64_decode(v->get<std::string>());
+    }
+    if (auto v = e.find("Session"); v != e.end() && v->is_string()) {
+        seen.session = v->get<std::string>();
+    }
+    if (auto v = e.find("CreateIndex"); v != e.end() && v->is_number_integer()) {
+        seen.create_index = v->get<std::int64_t>();
+    }
+    return std::optional<LeaderSeen>(std::move(seen));
+}
+
+bool watch_alive(const StatePtr& s, std::uint64_t generation) {
+    return s->running && s->watch_generation == generation;
+}
+
+// Blocking query on the leader key: wakes the HA loop as soon as the key goes, or its value or
+// holder changes. An unchanged key (the holder's own renewals and rewrites, or an index that
+// moved for other keys while the leader key is absent) wakes nobody. The first answer, and the
+// first after a failure, is a plain read, compared with what was seen before.
 net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
-    while (s->running && s->watch_generation == generation) {
-        if (s->leader_index <= 0) {
-            // No get_cluster yet: learn the leader key's index (or the KV index when it is
-            // absent) with a plain read, so that the watch works from start() on.
-            auto first = co_await s->watch_client.request("GET",
-                                                          s->with_params(s->kv("leader"), true),
-                                                          "",
-                                                          s->headers(),
-                                                          s->attempt_timeout());
-            if (!s->running || s->watch_generation != generation) {
-                break;
-            }
-            if (first && (first->status == 200 || first->status == 404) && s->leader_index <= 0) {
-                s->leader_index =
-                    std::max<std::int64_t>(std::atoll(first->header("X-Consul-Index").c_str()), 1);
-            } else if (s->leader_index <= 0) {
-                co_await sleep_for(s->executor, std::chrono::seconds(1));
-            }
-            continue;
-        }
-        const std::int64_t index = s->leader_index;
+    std::optional<std::optional<LeaderSeen>> seen;  // outer nullopt: nothing seen yet
+    std::int64_t index = 0;                         // 0: the next read is a plain one
+    auto backoff = kBackoff;
+    while (watch_alive(s, generation)) {
         const int wait_s = std::max(s->timing.loop_wait, 1);
-        const milliseconds timeout(wait_s * 1000 + std::max(wait_s * 1000 / 15, 1000) + 500);
+        std::string target = s->kv("leader");
+        milliseconds timeout = s->attempt_timeout();
+        if (index > 0) {
+            target += "?index=" + std::to_string(index) + "&wait=" + std::to_string(wait_s) + "s";
+            timeout = milliseconds(wait_s * 1000 + std::max(wait_s * 1000 / 15, 1000) + 500);
+        }
         const auto started = Clock::now();
         auto r = co_await s->watch_client.request(
-            "GET",
-            s->with_params(s->kv("leader") + "?index=" + std::to_string(index) +
-                               "&wait=" + std::to_string(wait_s) + "s",
-                           true),
-            "",
-            s->headers(),
-            timeout);
-        if (!s->running || s->watch_generation != generation) {
+            "GET", s->with_params(std::move(target), true), "", s->headers(), timeout);
+        if (!watch_alive(s, generation)) {
             break;
         }
-        if (!r || (r->status != 200 && r->status != 404)) {
-            co_await sleep_for(s->executor, std::chrono::seconds(1));
+        std::optional<std::optional<LeaderSeen>> now;
+        if (r && (r->status == 200 || r->status == 404)) {
+            now = parse_leader_answer(*r);
+        }
+        if (!now) {
+            s->watch_log.failed(!r ? r.error().message()
+                                   : "answered " + std::to_string(r->status) + " " + r->body);
+            index = 0;
+            co_await sleep_for(s->executor, backoff);
+            backoff = std::min(backoff * 2, kMaxWatchBackoff);
             continue;
         }
-        std::int64_t new_index =
-            std::max<std::int64_t>(std::atoll(r->header("X-Consul-Index").c_str()), 1);
-        if (new_index != index) {
-            // A smaller index means Consul reset it (§2.3): take it and look again.
-            s->leader_index = new_index;
-            if (s->on_leader_change) {
-                s->on_leader_change();
-            }
-        } else if (Clock::now() - started < milliseconds(100)) {
-            // returned at once without change
-            co_await sleep_for(s->executor, std::chrono::seconds(1));
+        s->watch_log.working();
+        backoff = kBackoff;
+        if (seen && *seen != *now && s->on_leader_change) {
+            s->on_leader_change();
         }
+        seen = std::move(now);
+        // A smaller index means Consul reset it (§2.3): take it and block from there.
+        const std::int64_t new_index =
+            std::max<std::int64_t>(std::atoll(r->header("X-Consul-Index").c_str()), 1);
+        if (index > 0 && new_index == index && Clock::now() - started < milliseconds(100)) {
+            co_await sleep_for(s->executor, std::chrono::seconds(1));  // returned at once
+        }
+        index = new_index;
     }
 }
 
@@ -823,15 +854,16 @@ void ConsulDcs::start(std::function<void()> on_leader_change) {
     s->on_leader_change = std::move(on_leader_change);
     s->running = true;
     const auto generation = ++s->watch_generation;
-    net::co_spawn(s->executor, watch_loop(s, generation), [](std::exception_ptr e) {
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                spdlog::error("consul: watch failed: {}", ex.what());
-            }
-        }
-    });
+    net::co_spawn(s->executor,
+                  restart_on_exception(
+                      s->executor,
+                      "consul: leader watch",
+                      [s, generation] { return watch_loop(s, generation); },
+                      [s, generation] { return watch_alive(s, generation); },
+                      [s] { s->watch_log.mark_failing(); },
+                      kBackoff,
+                      kMaxWatchBackoff),
+                  LogTaskException{"consul"});
 }
 
 void ConsulDcs::stop() {
@@ -876,8 +908,15 @@ net::awaitable<Result<void>> do_delete_member(StatePtr s) {
     }
     co_return Result<void>{};
 }
+// The session renewal is forced (F3): the caller counts on the session lasting ttl from the
+// moment it called, and the renewal touch_member last did may be up to 2 x loop_wait old. A
+// session that is gone is replaced (ensure_session, then acquire() once more on a 500).
 net::awaitable<Result<bool>> do_acquire_leader(StatePtr s) {
     auto deadline = s->op_deadline();
+    auto ok = co_await ensure_session(s, true, deadline);
+    if (!ok) {
+        co_return Result<bool>(boost::system::in_place_error, ok.error());
+    }
     co_return co_await acquire(s, "leader", s->member_name, deadline);
 }
 }  // namespace

@@ -446,19 +446,6 @@ json prefix_range_request(const std::string& prefix) {
     return json{{"key", b64_encode(prefix)}, {"range_end", b64_encode(prefix_range_end(prefix))}};
 }
 
-void log_task_exception(std::exception_ptr e) {
-    if (!e) {
-        return;
-    }
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-        spdlog::error("etcd3: background task failed: {}", ex.what());
-    } catch (...) {
-        spdlog::error("etcd3: background task failed with an unknown exception");
-    }
-}
-
 }  // namespace
 
 struct Etcd3Dcs::State {
@@ -506,6 +493,7 @@ struct Etcd3Dcs::State {
     std::size_t watch_host = 0;
     std::uint64_t stream_seq = 0;  // messages of older streams are ignored
     bool watch_restart = false;    // the current stream was closed on purpose (not a failure)
+    RetryLog watch_log{"etcd3: watch"};
     net::steady_timer backoff_timer;
 
     // The cache of every key under the prefix, fed by the watch (Patroni's KVCache).
@@ -1018,10 +1006,13 @@ net::awaitable<Result<bool>> do_initialize(StatePtr s, std::string sysid, bool c
     co_return bool_field(*r, "succeeded");
 }
 
+// The keepalive is forced (F3): the caller counts on the lease lasting ttl from the moment it
+// called, and the lease the member key last renewed may be nearly used up (up to 2 x loop_wait
+// old). A lease that expired meanwhile is replaced by a new one.
 net::awaitable<Result<bool>> do_acquire_leader(StatePtr s) {
     const auto deadline = op_deadline(s);
     for (int attempt = 0; attempt < 2; ++attempt) {
-        auto lease = co_await refresh_lease(s, false, deadline);
+        auto lease = co_await refresh_lease(s, true, deadline);
         if (!lease) {
             co_return fail_bool(lease.error());
         }
@@ -1215,8 +1206,9 @@ struct WatchProgress {
     bool created = false;
 };
 
-// Keys whose change wakes the HA loop at once: the leader key (as before), and the failover and
-// config keys (switchover / pause latency). Member and status changes do not (needless cycles).
+// Keys whose change wakes the HA loop at once: the leader key (Dcs::start's contract), and the
+// failover and config keys (switchover / pause latency). Member and status changes do not
+// (needless cycles).
 bool wakes_ha_loop(std::string_view relative_key) {
     return relative_key == "leader" || relative_key == "failover" || relative_key == "config";
 }
@@ -1241,17 +1233,19 @@ bool apply_events(State& s, const json& events, bool& wake) {
             continue;
         }
         auto relative = key->substr(s.prefix.size());
-        if (wakes_ha_loop(relative)) {
-            wake = true;
-        }
         const auto revision = i64_field(*kv, "mod_revision");
         if (revision <= base) {
-            continue;
+            continue;  // already in the cache (and seen by whoever read it)
         }
         const auto type = ev.find("type");  // absent = PUT; an enum name, or its number
         const bool is_delete = type != ev.end() && ((type->is_string() && *type == "DELETE") ||
                                                     (type->is_number_integer() && *type == 1));
+        const auto cached = s.cache.find(relative);
+        const bool was_present = cached != s.cache.end();
         if (is_delete) {
+            // A delete of a key the cache has is a change; of one it has not, there is nothing
+            // to tell.
+            wake = wake || (was_present && wakes_ha_loop(relative));
             s.cache.erase(relative);
         } else {
             auto value = b64_decode(kv->value("value", ""));
@@ -1265,6 +1259,11 @@ bool apply_events(State& s, const json& events, bool& wake) {
             if (raw.owner == "0") {
                 raw.owner.clear();
             }
+            // Only a new value or owner is a change: a rewrite of the same value with the same
+            // lease (and keepalives, which are no events at all) must not wake the holder.
+            const bool changed = !was_present || cached->second.value != raw.value ||
+                                 cached->second.owner != raw.owner;
+            wake = wake || (changed && wakes_ha_loop(relative));
             s.cache.insert_or_assign(std::move(relative), std::move(raw));
         }
         top = std::max(top, revision);
@@ -1317,6 +1316,7 @@ bool on_watch_line(const StatePtr& s,
     s->cache_confirmed_at = Clock::now();
     if (bool_field(result, "created")) {
         progress.created = true;
+        s->watch_log.working();
         if (s->cache_filled) {
             s->cache_valid = true;
             s->cache_advanced();
@@ -1374,7 +1374,7 @@ net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
                 break;
             }
             if (!r) {
-                spdlog::debug("etcd3: watch cannot read the prefix: {}", r.error().message());
+                s->watch_log.failed("cannot read the prefix: " + r.error().message());
                 s->backoff_timer.expires_after(backoff);
                 co_await s->backoff_timer.async_wait(net::as_tuple(net::use_awaitable));
                 backoff = std::min(backoff * 2, kMaxBackoff);
@@ -1435,7 +1435,7 @@ net::awaitable<void> watch_loop(StatePtr s, std::uint64_t generation) {
             s->token.clear();
         }
         if (!status && !s->watch_restart) {
-            spdlog::debug("etcd3: watch stream failed: {}", status.error().message());
+            s->watch_log.failed("stream failed: " + status.error().message());
             s->next_host();
         } else if (status && *status == 401 && !s->settings.username.empty()) {
             s->token.clear();
@@ -1489,7 +1489,23 @@ void Etcd3Dcs::start(std::function<void()> on_leader_change) {
     state_->running = true;
     state_->cache_filled = false;
     const auto generation = ++state_->watch_generation;
-    net::co_spawn(state_->executor, watch_loop(state_, generation), log_task_exception);
+    auto s = state_;
+    net::co_spawn(s->executor,
+                  restart_on_exception(
+                      s->executor,
+                      "etcd3: watch loop",
+                      [s, generation] { return watch_loop(s, generation); },
+                      [s, generation] { return watch_alive(s, generation); },
+                      [s] {
+                          // Nothing feeds the cache any more until the loop has refilled it.
+                          s->cache_valid = false;
+                          s->cache_filled = false;
+                          s->watch_log.mark_failing();
+                          s->wake_cache_waiters();
+                      },
+                      kFirstBackoff,
+                      kMaxBackoff),
+                  LogTaskException{"etcd3"});
 }
 
 void Etcd3Dcs::stop() {

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -203,7 +204,16 @@ public:
     virtual std::optional<StoredKey> read_key(const std::string& scope, const std::string& key) = 0;
     // Revokes a lease / destroys a session behind the backend's back.
     virtual bool revoke_owner(const std::string& owner) = 0;
+    // Deletes <prefix>/<scope>/<key> behind the backend's back (an operator, `consul leave`).
+    virtual bool delete_key(const std::string& scope, const std::string& key) = 0;
+    // Seconds the server says a lease has left; nullopt where the server does not tell (Consul).
+    virtual std::optional<std::int64_t> owner_ttl_left(const std::string& owner) = 0;
+    // The server's client port (the DCS connections go there).
+    virtual unsigned short port() const = 0;
     virtual void stop() = 0;
+    // Stops the server and starts it again on the same port (etcd keeps its data; the Consul
+    // servers start empty).
+    virtual void restart() = 0;
 };
 
 class Etcd3Backend final : public Backend {
@@ -251,7 +261,30 @@ public:
                                        "{\"ID\":\"" + owner + "\"}");
         return r.status == 200;
     }
+    bool delete_key(const std::string& scope, const std::string& key) override {
+        const nlohmann::json req = {{"key", base64_encode("/service/" + scope + "/" + key)}};
+        auto r = testing::http_request(
+            "127.0.0.1", server_.client_port(), "POST", "/v3/kv/deleterange", req.dump());
+        return r.status == 200;
+    }
+    std::optional<std::int64_t> owner_ttl_left(const std::string& owner) override {
+        auto r = testing::http_request("127.0.0.1",
+                                       server_.client_port(),
+                                       "POST",
+                                       "/v3/lease/timetolive",
+                                       "{\"ID\":\"" + owner + "\"}");
+        INFO("etcd lease/timetolive: " << r.status << " " << r.body);
+        REQUIRE(r.status == 200);
+        auto body = nlohmann::json::parse(r.body);
+        if (!body.contains("TTL")) {
+            return 0;  // zero values are left out
+        }
+        const auto& ttl = body["TTL"];
+        return ttl.is_string() ? std::stoll(ttl.get<std::string>()) : ttl.get<std::int64_t>();
+    }
+    unsigned short port() const override { return server_.client_port(); }
     void stop() override { server_.stop(); }
+    void restart() override { server_.restart(); }
 
     core::Etcd3Settings settings() const {
         core::Etcd3Settings s;
@@ -318,7 +351,13 @@ public:
     bool revoke_owner(const std::string& owner) override {
         return http("PUT", "/v1/session/destroy/" + owner).status == 200;
     }
+    bool delete_key(const std::string& scope, const std::string& key) override {
+        return http("DELETE", "/v1/kv/service/" + scope + "/" + key).status == 200;
+    }
+    std::optional<std::int64_t> owner_ttl_left(const std::string&) override { return std::nullopt; }
+    unsigned short port() const override { return server_.port(); }
     void stop() override { server_.stop(); }
+    void restart() override { server_.restart(); }
 
     // One request to the server, with the management token when ACLs are on.
     testing::HttpResult http(const std::string& method,
@@ -394,7 +433,7 @@ Backend* shared_backend() {
     return backend.get();
 }
 
-// A server of its own for scenarios that stop it.
+// A server of its own for scenarios that stop (or restart) it.
 template <class Kind>
 std::unique_ptr<Backend> own_backend() {
     if (auto why = Kind::unavailable()) {

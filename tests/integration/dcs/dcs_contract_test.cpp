@@ -6,8 +6,13 @@
 // consul_dcs_test.cpp.
 #include "dcs_backends.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstdint>
+#include <filesystem>
+#include <netinet/tcp.h>
+#include <vector>
 
 using namespace pgwarden::dcs_test;
 using pgwarden::dcs::Errc;
@@ -591,5 +596,190 @@ TEMPLATE_TEST_CASE("while watching, a stopped server makes get_cluster fail, nev
     auto u = run(io, dcs->update_leader(std::nullopt));
     CHECK_FALSE(u.has_value());
     dcs->stop();
+    pump_for(io, 100ms);
+}
+
+// F3: the runtime arms its fence at (time the call started) + ttl when attempt_to_acquire_leader
+// returns true, so the acquire must renew the lease/session itself: the one the member key write
+// started may be almost used up. loop_wait is huge here so that only a forced renewal happens.
+TEMPLATE_TEST_CASE("a won leader race renews the lease or session: it lasts ttl from the acquire",
+                   "[dcs][contract][lease]",
+                   PGW_BACKEND_KINDS) {
+    PGW_SHARED_BACKEND_OR_SKIP(b);
+    net::io_context io;
+    const auto scope = unique_scope("renew");
+    DcsTiming timing = b->fast_timing();
+    timing.ttl = std::max(timing.ttl, 4);
+    timing.loop_wait = 1000;
+    const std::chrono::milliseconds ttl = std::chrono::seconds(timing.ttl);
+    auto a = b->make_dcs(io, scope, "node1", timing);
+    const auto member_written = Clock::now();
+    REQUIRE(*run(io, a->touch_member(R"({"role":"replica","state":"running"})")));
+    const auto owner = b->owner_of(*a);
+    REQUIRE_FALSE(owner.empty());
+    pump_for(io, ttl / 2);  // half of the lease the member write started is used up
+
+    const auto acquire_started = Clock::now();
+    auto won = run(io, a->attempt_to_acquire_leader());
+    REQUIRE(won.has_value());
+    REQUIRE(*won);
+    REQUIRE(b->owner_of(*a) == owner);  // the same lease/session, renewed
+    if (auto left = b->owner_ttl_left(owner)) {
+        // The server's own view (etcd LeaseTimeToLive, whole seconds): renewed just now.
+        CHECK(*left >= timing.ttl - 1);
+    }
+    // Past the end of the lease as the member write left it, before the end of a lease renewed
+    // by the acquire: the key must still be there, held by us.
+    const auto check_at = member_written + ttl + ttl / 4;
+    REQUIRE(check_at < acquire_started + ttl);
+    pump_until(
+        io, [&] { return Clock::now() >= check_at; }, ttl * 2);
+    auto raw = b->read_key(scope, "leader");
+    REQUIRE(raw);
+    CHECK(raw->value == "node1");
+    CHECK(raw->owner == owner);
+    REQUIRE(run(io, a->close_session()));
+}
+
+// F15: on_leader_change fires on every real change of the leader key (deleted, other value or
+// owner) and never for the holder's own renewals or unchanged rewrites.
+TEMPLATE_TEST_CASE("the leader callback fires on an out-of-band delete, not on our own renewals",
+                   "[dcs][contract][watch]",
+                   PGW_BACKEND_KINDS) {
+    PGW_SHARED_BACKEND_OR_SKIP(b);
+    net::io_context io;
+    const auto scope = unique_scope("wake");
+    auto a = b->make_dcs(io, scope, "node1");
+    auto c2 = b->make_dcs(io, scope, "node2");
+    int events = 0;
+    a->start([&events] { ++events; });
+    pump_for(io, 300ms);  // let the watch get established
+    // No leader key yet: other keys changing is not a leader change.
+    REQUIRE(*run(io, c2->touch_member(R"({"role":"replica","state":"running"})")));
+    REQUIRE(*run(io, c2->touch_member(R"({"role":"replica","state":"streaming"})")));
+    REQUIRE(*run(io, c2->set_history("[]")));
+    pump_for(io, 1500ms);  // longer than one blocking-query wait (loop_wait = 1 s)
+    CHECK(events == 0);
+
+    REQUIRE(*run(io, a->attempt_to_acquire_leader()));
+    REQUIRE(pump_until(
+        io, [&events] { return events >= 1; }, 5s));  // the key appeared
+    pump_for(io, 300ms);
+    const int after_acquire = events;
+    // The holder renews (and writes /status) over more than a loop_wait: no wake-ups.
+    for (std::int64_t i = 0; i < 4; ++i) {
+        auto r = run(io, a->update_leader(50331648 + i));
+        REQUIRE(r.has_value());
+        REQUIRE(*r);
+        pump_for(io, 400ms);
+    }
+    CHECK(events == after_acquire);
+
+    // Deleted behind the holder's back: wakes it within a bounded wait.
+    REQUIRE(b->delete_key(scope, "leader"));
+    CHECK(pump_until(
+        io, [&] { return events > after_acquire; }, 5s));
+    a->stop();
+    pump_for(io, 100ms);
+}
+
+// F18: the watch (etcd stream / Consul blocking query) survives its server going away: it is
+// restarted with backoff and resumes once the server is back.
+TEMPLATE_TEST_CASE("the watch resumes after its server was killed and restarted",
+                   "[dcs][contract][watch]",
+                   PGW_BACKEND_KINDS) {
+    auto server = own_backend<TestType>();  // a server of our own to restart
+    if (server == nullptr) {
+        return;
+    }
+    INFO("backend: " << server->name());
+    net::io_context io;
+    const auto scope = unique_scope("restart");
+    auto watcher = server->make_dcs(io, scope, "node2");
+    auto holder = server->make_dcs(io, scope, "node1");
+    int events = 0;
+    watcher->start([&events] { ++events; });
+    pump_for(io, 300ms);
+    REQUIRE(*run(io, holder->attempt_to_acquire_leader()));
+    REQUIRE(pump_until(
+        io, [&events] { return events >= 1; }, 5s));
+
+    server->stop();        // mid-watch
+    pump_for(io, 1500ms);  // the watch fails and retries while the server is down
+    server->restart();
+    // The key goes with the holder's lease/session (not renewed here; the Consul servers even
+    // start empty); then every leader change wakes the watcher: take the key, release it.
+    REQUIRE(pump_until(
+        io, [&] { return !cluster_of(io, *holder).leader; }, 10s));
+    pump_for(io, 1500ms);  // whatever the restart itself reported has been delivered
+    for (int round = 0; round < 2; ++round) {
+        const int before = events;
+        auto changed = round == 0 ? run(io, holder->attempt_to_acquire_leader())
+                                  : run(io, holder->delete_leader(std::nullopt));
+        REQUIRE(changed.has_value());
+        REQUIRE(*changed);
+        CHECK(pump_until(
+            io, [&] { return events > before; }, 10s));
+        pump_for(io, 300ms);
+    }
+    watcher->stop();
+    pump_for(io, 100ms);
+}
+
+namespace {
+
+// Our TCP connections to 127.0.0.1:<port> (the fds of this process).
+std::vector<int> connections_to(unsigned short port) {
+    std::vector<int> out;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        int fd = -1;
+        const auto name = entry.path().filename().string();
+        if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc{}) {
+            continue;
+        }
+        sockaddr_in peer{};
+        socklen_t len = sizeof peer;
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 &&
+            peer.sin_family == AF_INET && ntohs(peer.sin_port) == port) {
+            out.push_back(fd);
+        }
+    }
+    return out;
+}
+
+int int_option(int fd, int level, int name) {
+    int value = -1;
+    socklen_t len = sizeof value;
+    REQUIRE(::getsockopt(fd, level, name, &value, &len) == 0);
+    return value;
+}
+
+}  // namespace
+
+// F18: a DCS server that vanishes without a FIN/RST (half-open TCP: a partition, a dead host)
+// is noticed on an idle connection, the watch's included, within seconds, not hours.
+TEMPLATE_TEST_CASE("DCS connections use TCP keepalive that gives up within seconds",
+                   "[dcs][contract][watch]",
+                   PGW_BACKEND_KINDS) {
+    PGW_SHARED_BACKEND_OR_SKIP(b);
+    net::io_context io;
+    auto a = b->make_dcs(io, unique_scope("keepalive"), "node1");
+    a->start([] {});
+    pump_for(io, 300ms);
+    REQUIRE(*run(io, a->touch_member(R"({"role":"replica","state":"running"})")));
+    const auto fds = connections_to(b->port());
+    CHECK(fds.size() >= 2);  // the watch's and the (idle, kept) request connection
+    for (int fd : fds) {
+        INFO("fd " << fd);
+        CHECK(int_option(fd, SOL_SOCKET, SO_KEEPALIVE) == 1);
+        const int idle = int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE);
+        const int interval = int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL);
+        const int count = int_option(fd, IPPROTO_TCP, TCP_KEEPCNT);
+        CHECK(idle + interval * count <= 10);  // below loop_wait's default and any sane ttl
+        const int user_timeout_ms = int_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT);
+        CHECK(user_timeout_ms > 0);
+        CHECK(user_timeout_ms <= 10000);
+    }
+    a->stop();
     pump_for(io, 100ms);
 }
