@@ -34,12 +34,14 @@ Runtime::Runtime(net::any_io_executor ex_,
                  core::Settings settings_,
                  dcs::Dcs& dcs_,
                  pg::PgControl& pg_,
-                 MonotonicClock clock_)
+                 MonotonicClock clock_,
+                 WallClock wall_clock_)
     : ex(ex_),
       settings(std::move(settings_)),
       dcs(dcs_),
       pg(pg_),
       clock(std::move(clock_)),
+      wall_clock(std::move(wall_clock_)),
       observer(*this),
       publisher(*this),
       bridge(*this),
@@ -53,6 +55,9 @@ Runtime::Runtime(net::any_io_executor ex_,
 }
 
 std::int64_t Runtime::now_epoch_ms() const {
+    if (wall_clock) {
+        return wall_clock();
+    }
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
@@ -296,9 +301,27 @@ HaLoop::HaLoop(net::any_io_executor ex,
                core::Settings settings,
                dcs::Dcs& dcs,
                pg::PgControl& pg,
-               MonotonicClock clock)
+               MonotonicClock clock,
+               WallClock wall_clock)
     : impl_(std::make_shared<Impl>()) {
-    impl_->rt = std::make_shared<Runtime>(ex, std::move(settings), dcs, pg, std::move(clock));
+    impl_->rt = std::make_shared<Runtime>(
+        ex, std::move(settings), dcs, pg, std::move(clock), std::move(wall_clock));
+}
+
+net::awaitable<void> HaLoop::run_cycle_for_test() {
+    auto impl = impl_;
+    impl->next_run =
+        impl->rt->now() + static_cast<core::MonoMs>(impl->rt->observer.dynamic().loop_wait) * 1000;
+    co_await impl->cycle();
+}
+
+net::awaitable<void> HaLoop::shutdown_for_test() {
+    auto impl = impl_;
+    co_await impl->shutdown();
+}
+
+const core::NodeState& HaLoop::state_for_test() const {
+    return impl_->rt->state;
 }
 
 HaLoop::~HaLoop() = default;

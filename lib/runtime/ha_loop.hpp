@@ -2,6 +2,7 @@
 // an event (leader key changed, postmaster exited, API request), and publish a NodeStatus.
 #pragma once
 
+#include "core/node_state.hpp"
 #include "core/node_status.hpp"
 #include "core/settings.hpp"
 
@@ -33,6 +34,9 @@ enum ExitCode : int {
 };
 
 using MonotonicClock = std::function<core::MonoMs()>;
+// Wall clock in epoch milliseconds (scheduled switchovers and restarts, history timestamps);
+// empty = the system clock.
+using WallClock = std::function<std::int64_t()>;
 
 class HaLoop {
 public:
@@ -40,7 +44,8 @@ public:
            core::Settings settings,
            dcs::Dcs& dcs,
            pg::PgControl& pg,
-           MonotonicClock clock);
+           MonotonicClock clock,
+           WallClock wall_clock = {});
     ~HaLoop();
     HaLoop(const HaLoop&) = delete;
     HaLoop& operator=(const HaLoop&) = delete;
@@ -59,6 +64,14 @@ public:
 
     // What the REST API's unsafe endpoints (switchover, restart, ...) act through.
     rest::ApiActions& api_actions();
+
+    // One cycle now, as run() does between two waits: tests drive cycles with a manual clock
+    // and fakes (tests/fakes). dcs.start() and supervision are not set up by it.
+    boost::asio::awaitable<void> run_cycle_for_test();
+    // The shutdown run() ends with.
+    boost::asio::awaitable<void> shutdown_for_test();
+    // The decision state the core keeps.
+    const core::NodeState& state_for_test() const;
 
 private:
     struct Impl;

@@ -200,7 +200,8 @@ struct Runtime : std::enable_shared_from_this<Runtime> {
             core::Settings settings,
             dcs::Dcs& dcs,
             pg::PgControl& pg,
-            MonotonicClock clock);
+            MonotonicClock clock,
+            WallClock wall_clock);
 
     core::MonoMs now() const { return clock(); }
     std::int64_t now_epoch_ms() const;
@@ -215,6 +216,7 @@ struct Runtime : std::enable_shared_from_this<Runtime> {
     dcs::Dcs& dcs;
     pg::PgControl& pg;
     MonotonicClock clock;
+    WallClock wall_clock;
     std::string conn_url;
     std::string api_url;
 
