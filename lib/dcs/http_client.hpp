@@ -20,6 +20,7 @@
 #pragma once
 
 #include "dcs/errc.hpp"
+#include "dcs/host_port.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -108,12 +109,5 @@ public:
 private:
     std::shared_ptr<Impl> impl_;
 };
-
-// "host:port" / "host" (default_port) / "[v6]:port", with an optional "http://" prefix.
-struct HostPort {
-    std::string host;
-    unsigned short port = 0;
-};
-Result<HostPort> parse_host_port(std::string_view text, unsigned short default_port);
 
 }  // namespace pgwarden::dcs

@@ -12,6 +12,7 @@
 // revokes a lease/session behind the backend's back, and stops the server by PID.
 #pragma once
 
+#include "dcs/base64.hpp"
 #include "dcs/consul/consul_dcs.hpp"
 #include "dcs/dcs.hpp"
 #include "dcs/etcd3/etcd3_dcs.hpp"
@@ -127,52 +128,9 @@ inline std::string leader_name(net::io_context& io, dcs::Dcs& d) {
     return c.leader ? c.leader->name : std::string();
 }
 
-// ---------------------------------------------------------------------------------------------
-// Base64 for the raw reads (etcd keys and values, Consul values).
-
-inline std::string base64_encode(std::string_view in) {
-    static constexpr char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    int val = 0;
-    int bits = -6;
-    for (unsigned char c : in) {
-        val = ((val & 0xFFFF) << 8) | c;
-        bits += 8;
-        while (bits >= 0) {
-            out.push_back(kAlphabet[(val >> bits) & 0x3F]);
-            bits -= 6;
-        }
-    }
-    if (bits > -6) {
-        out.push_back(kAlphabet[((val << 8) >> (bits + 8)) & 0x3F]);
-    }
-    while (out.size() % 4 != 0) {
-        out.push_back('=');
-    }
-    return out;
-}
-
-inline std::string base64_decode(std::string_view in) {
-    static constexpr std::string_view kAlphabet =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    int val = 0;
-    int bits = -8;
-    for (char c : in) {
-        const auto pos = kAlphabet.find(c);
-        if (pos == std::string_view::npos) {
-            break;
-        }
-        val = ((val & 0xFFFF) << 6) | static_cast<int>(pos);
-        bits += 6;
-        if (bits >= 0) {
-            out.push_back(static_cast<char>((val >> bits) & 0xFF));
-            bits -= 8;
-        }
-    }
-    return out;
-}
+// Base64 for the raw reads (etcd keys and values, Consul values): the library's own codec.
+using dcs::base64_decode;
+using dcs::base64_encode;
 
 // ---------------------------------------------------------------------------------------------
 // Backends.
@@ -246,7 +204,7 @@ public:
         }
         const auto& kv = body["kvs"][0];
         StoredKey k;
-        k.value = base64_decode(kv.value("value", ""));
+        k.value = base64_decode(kv.value("value", "")).value();
         k.owner = kv.value("lease", "");
         if (k.owner == "0") {
             k.owner.clear();
@@ -341,7 +299,7 @@ public:
         REQUIRE((body.is_array() && body.size() == 1));
         StoredKey k;
         if (body[0].contains("Value") && body[0]["Value"].is_string()) {
-            k.value = base64_decode(body[0]["Value"].get<std::string>());
+            k.value = base64_decode(body[0]["Value"].get<std::string>()).value();
         }
         if (body[0].contains("Session") && body[0]["Session"].is_string()) {
             k.owner = body[0]["Session"].get<std::string>();
