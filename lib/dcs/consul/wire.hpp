@@ -1,6 +1,5 @@
-// The Consul HTTP API's wire format for the consul backend (spec/consul-api.md): KV answers,
-// what a status code means, session and service-registration bodies, URL and duration text.
-// Pure functions.
+// The Consul HTTP API's wire format (spec/consul-api.md): KV answers, what a status means,
+// session and service-registration bodies, URL and duration text. Pure functions.
 #pragma once
 
 #include "core/settings.hpp"

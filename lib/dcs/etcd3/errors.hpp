@@ -1,6 +1,5 @@
-// What an etcd gateway answer means for the caller (spec/etcd3-gateway.md §8): the error body
-// of etcd 3.4, 3.6 and the streaming format, mapped to a dcs::Errc plus retry / re-authenticate
-// verdicts, gRPC code first and message second. Pure functions.
+// What an etcd gateway answer means (spec/etcd3-gateway.md §8): its error body (3.4, 3.6 or
+// streaming) as a dcs::Errc plus retry / re-authenticate verdicts. Pure functions.
 #pragma once
 
 #include "dcs/errc.hpp"

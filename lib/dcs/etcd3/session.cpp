@@ -1,3 +1,5 @@
+// The etcd3 backend's connection: API discovery, authentication, call() with retries across
+// hosts, and the lease (grant, keepalive, loss).
 #include "dcs/etcd3/errors.hpp"
 #include "dcs/etcd3/state.hpp"
 #include "dcs/etcd3/wire.hpp"

@@ -1,3 +1,5 @@
+// The etcd3 backend's watch-fed cache (Patroni's KVCache): when get_cluster may answer from it,
+// the direct read otherwise, and the watch stream that fills and feeds it.
 #include "dcs/etcd3/errors.hpp"
 #include "dcs/etcd3/state.hpp"
 #include "dcs/etcd3/wire.hpp"

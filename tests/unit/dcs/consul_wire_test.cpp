@@ -1,5 +1,6 @@
 // The consul backend's pure parts: KV answers, status verdicts, session and service bodies, on
 // canned answers in the shape of spec/consul-api.md.
+#include "canned_answer.hpp"
 #include "dcs/consul/consul_dcs.hpp"
 #include "dcs/consul/wire.hpp"
 
@@ -7,19 +8,9 @@
 
 using namespace pgwarden;
 using namespace pgwarden::dcs;
+using pgwarden::dcs_test::answer;
 using namespace pgwarden::dcs::consul;
 using std::chrono::milliseconds;
-
-namespace {
-
-HttpResponse answer(unsigned status, std::string body) {
-    HttpResponse r;
-    r.status = status;
-    r.body = std::move(body);
-    return r;
-}
-
-}  // namespace
 
 TEST_CASE("consul wire: a recursive KV read decodes to relative keys", "[dcs][consul]") {
     const auto r = answer(200, R"([

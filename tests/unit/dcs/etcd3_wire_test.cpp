@@ -1,21 +1,16 @@
 // The etcd3 backend's pure parts: the gateway's wire format and the error verdicts, on canned
 // answers from spec/etcd3-gateway.md (§2, §5, §7-§9).
+#include "canned_answer.hpp"
 #include "dcs/etcd3/errors.hpp"
 #include "dcs/etcd3/wire.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace pgwarden::dcs;
+using pgwarden::dcs_test::answer;
 using namespace pgwarden::dcs::etcd3;
 
 namespace {
-
-HttpResponse answer(unsigned status, std::string body) {
-    HttpResponse r;
-    r.status = status;
-    r.body = std::move(body);
-    return r;
-}
 
 Errc errc_of(const Verdict& v) {
     REQUIRE_FALSE(v.result.has_value());
@@ -165,97 +160,111 @@ TEST_CASE("etcd3 errors: classify() on the gateway answers of spec §7-§8", "[d
         CHECK(errc_of(classify(answer(200, "not json"))) == Errc::Protocol);
         CHECK(errc_of(classify(answer(200, "[1]"))) == Errc::Protocol);
     }
-    SECTION("a streaming error inside a 200 (keepalive)") {
-        auto v = classify(answer(
-            200,
-            R"({"error":{"grpc_code":14,"http_code":503,"message":"transport is closing","http_status":"Service Unavailable"}})"));
-        CHECK(errc_of(v) == Errc::Unavailable);
-        CHECK(v.retry);
-    }
-    SECTION("401 invalid auth token: authenticate again") {
-        auto v = classify(answer(
-            401,
-            R"({"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16})"));
-        CHECK(errc_of(v) == Errc::Unauthorized);
-        CHECK(v.reauth);
-        CHECK_FALSE(v.retry);
-    }
-    SECTION("400 user name is empty (no token sent): authenticate again") {
-        auto v = classify(answer(
-            400,
-            R"({"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3})"));
-        CHECK(errc_of(v) == Errc::Unauthorized);
-        CHECK(v.reauth);
-    }
-    SECTION("JWT auth store changed (code 9 + message): authenticate again") {
-        auto v = classify(
-            answer(412, R"({"code":9,"message":"etcdserver: revision of auth store is old"})"));
-        CHECK(errc_of(v) == Errc::Unauthorized);
-        CHECK(v.reauth);
-    }
-    SECTION("403 permission denied") {
-        auto v = classify(answer(
-            403,
-            R"({"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7})"));
-        CHECK(errc_of(v) == Errc::Forbidden);
-        CHECK_FALSE(v.retry);
-        CHECK_FALSE(v.reauth);
-    }
-    SECTION("404 lease not found") {
-        auto v = classify(answer(
-            404,
-            R"({"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5})"));
-        CHECK(errc_of(v) == Errc::NotFound);
-        CHECK_FALSE(v.retry);
-    }
-    SECTION("503 request timed out / leader changed: retry elsewhere") {
-        auto v = classify(answer(
-            503,
-            R"({"error":"etcdserver: request timed out","message":"etcdserver: request timed out","code":14})"));
-        CHECK(errc_of(v) == Errc::Unavailable);
-        CHECK(v.retry);
-        auto deadline =
-            classify(answer(504, R"({"code":4,"message":"context deadline exceeded"})"));
-        CHECK(errc_of(deadline) == Errc::Unavailable);
-        CHECK(deadline.retry);
-    }
-    SECTION("code 2 'not a primary lessor' (lost leader) is retriable, other code 2 by status") {
-        auto v =
-            classify(answer(500, R"({"code":2,"message":"etcdserver: not a primary lessor"})"));
-        CHECK(errc_of(v) == Errc::Unavailable);
-        CHECK(v.retry);
-        auto malformed = classify(answer(
-            400,
-            R"({"error":"invalid character 'b'","message":"invalid character 'b'","code":2})"));
-        CHECK(errc_of(malformed) == Errc::BadRequest);
-        CHECK_FALSE(malformed.retry);
-    }
-    SECTION("400/412 invalid argument or failed precondition") {
-        CHECK(
-            errc_of(classify(answer(
-                400,
-                R"({"error":"illegal base64 data at input byte 3","message":"illegal base64 data at input byte 3","code":3})"))) ==
-            Errc::BadRequest);
-        CHECK(
-            errc_of(classify(answer(
-                412,
-                R"({"error":"etcdserver: lease already exists","message":"etcdserver: lease already exists","code":9})"))) ==
-            Errc::BadRequest);
-        CHECK(
-            errc_of(classify(answer(
-                400,
-                R"({"error":"etcdserver: mvcc: required revision has been compacted","code":11})"))) ==
-            Errc::BadRequest);
-    }
-    SECTION("plain-text answers are judged by their status") {
-        CHECK(errc_of(classify(answer(404, "404 page not found"))) == Errc::Protocol);
-        CHECK(errc_of(classify(answer(405, "Method Not Allowed"))) == Errc::BadRequest);
-        auto bad_gateway = classify(answer(502, "Bad Gateway"));
-        CHECK(errc_of(bad_gateway) == Errc::Unavailable);
-        CHECK(bad_gateway.retry);
-        auto unauthorized = classify(answer(401, ""));
-        CHECK(errc_of(unauthorized) == Errc::Unauthorized);
-        CHECK(unauthorized.reauth);
+    SECTION("errors: Errc, retry elsewhere, authenticate again") {
+        struct Case {
+            const char* why;
+            unsigned status;
+            const char* body;
+            Errc errc;
+            bool retry;
+            bool reauth;
+        };
+        const Case cases[] = {
+            {"streaming error inside a 200 (keepalive)",
+             200,
+             R"({"error":{"grpc_code":14,"http_code":503,"message":"transport is closing","http_status":"Service Unavailable"}})",
+             Errc::Unavailable,
+             true,
+             false},
+            {"invalid auth token",
+             401,
+             R"({"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16})",
+             Errc::Unauthorized,
+             false,
+             true},
+            {"user name is empty (no token sent)",
+             400,
+             R"({"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3})",
+             Errc::Unauthorized,
+             false,
+             true},
+            {"JWT auth store changed (3.6 format: code + message)",
+             412,
+             R"({"code":9,"message":"etcdserver: revision of auth store is old"})",
+             Errc::Unauthorized,
+             false,
+             true},
+            {"permission denied",
+             403,
+             R"({"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7})",
+             Errc::Forbidden,
+             false,
+             false},
+            {"lease not found",
+             404,
+             R"({"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5})",
+             Errc::NotFound,
+             false,
+             false},
+            {"request timed out",
+             503,
+             R"({"error":"etcdserver: request timed out","message":"etcdserver: request timed out","code":14})",
+             Errc::Unavailable,
+             true,
+             false},
+            {"deadline exceeded",
+             504,
+             R"({"code":4,"message":"context deadline exceeded"})",
+             Errc::Unavailable,
+             true,
+             false},
+            {"lost leader during lease renewal (code 2)",
+             500,
+             R"({"code":2,"message":"etcdserver: not a primary lessor"})",
+             Errc::Unavailable,
+             true,
+             false},
+            {"malformed request (other code 2): judged by status",
+             400,
+             R"({"error":"invalid character 'b'","message":"invalid character 'b'","code":2})",
+             Errc::BadRequest,
+             false,
+             false},
+            {"illegal base64",
+             400,
+             R"({"error":"illegal base64 data at input byte 3","message":"illegal base64 data at input byte 3","code":3})",
+             Errc::BadRequest,
+             false,
+             false},
+            {"lease already exists",
+             412,
+             R"({"error":"etcdserver: lease already exists","message":"etcdserver: lease already exists","code":9})",
+             Errc::BadRequest,
+             false,
+             false},
+            {"revision compacted (code 11)",
+             400,
+             R"({"error":"etcdserver: mvcc: required revision has been compacted","code":11})",
+             Errc::BadRequest,
+             false,
+             false},
+            {"plain 404: wrong API prefix",
+             404,
+             "404 page not found",
+             Errc::Protocol,
+             false,
+             false},
+            {"plain 405", 405, "Method Not Allowed", Errc::BadRequest, false, false},
+            {"plain 502", 502, "Bad Gateway", Errc::Unavailable, true, false},
+            {"empty 401", 401, "", Errc::Unauthorized, false, true},
+        };
+        for (const auto& c : cases) {
+            INFO(c.why);
+            auto v = classify(answer(c.status, c.body));
+            CHECK(errc_of(v) == c.errc);
+            CHECK(v.retry == c.retry);
+            CHECK(v.reauth == c.reauth);
+        }
     }
     SECTION("only Unavailable and Timeout are worth another host") {
         CHECK(is_retriable(Errc::Unavailable));
