@@ -64,14 +64,11 @@ const Transition* find_transition(Role from, Role to) noexcept {
 }
 
 std::string print_transitions() {
-    std::string out = "from            to              when\n";
-    auto pad = [](std::string_view s) {
-        std::string r(s);
-        r.resize(std::max<std::size_t>(r.size() + 1, 16), ' ');
-        return r;
-    };
+    // A Markdown table: readable in a terminal and pasted as is into the README.
+    std::string out = "| from | to | when |\n|---|---|---|\n";
     for (const auto& t : transitions()) {
-        out += pad(to_string(t.from)) + pad(to_string(t.to)) + std::string(t.when) + "\n";
+        out += "| " + std::string(to_string(t.from)) + " | " + std::string(to_string(t.to)) +
+               " | " + std::string(t.when) + " |\n";
     }
     return out;
 }

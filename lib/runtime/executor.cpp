@@ -79,7 +79,7 @@ net::awaitable<core::ActionResult> write_history(Runtime& rt, core::ActionResult
             out.push_back({h.timeline,
                            h.lsn,
                            h.reason,
-                           core::format_iso8601(rt.now_epoch_ms()),
+                           core::format_iso8601_utc(rt.now_epoch_ms()),
                            rt.settings.name});
         }
     }

@@ -493,5 +493,5 @@ TEST_CASE("transitions: the table has one row per pair and prints every row", "[
     while (std::getline(lines, line)) {
         ++rows;
     }
-    CHECK(rows == transitions().size() + 1);  // + header
+    CHECK(rows == transitions().size() + 2);  // + header and rule
 }
