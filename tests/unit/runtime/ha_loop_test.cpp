@@ -149,7 +149,7 @@ struct Harness {
 
 TEST_CASE(
     "F3: a replica whose leader key vanished and whose peers are unreachable takes the "
-    "lock and promotes; the lease counts from the acquire request",
+    "lock and promotes with the lease counted from the acquire request",
     "[runtime][unit]") {
     Harness h;
     h.fake.running = true;
@@ -305,7 +305,7 @@ TEST_CASE(
 // -----------------------------------------------------------------------------------
 
 TEST_CASE(
-    "F6: in pause the leader never starts a stopped postgresql and releases the lock; "
+    "F6: in pause the leader never starts a stopped postgresql but releases the lock and "
     "shutdown leaves postgresql running",
     "[runtime][unit]") {
     Harness h;
