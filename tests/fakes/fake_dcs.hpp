@@ -196,15 +196,7 @@ public:
     dcs::Task<dcs::Result<bool>> set_config(std::string json,
                                             std::optional<std::int64_t> version) override {
         set_config_values.push_back(json);
-        if (fail_writes) {
-            co_return unavailable<bool>();
-        }
-        if (version && *version != cluster.config_version) {
-            co_return false;
-        }
-        cluster.config_json = std::move(json);
-        cluster.config_version = ++revision;
-        co_return true;
+        co_return cas_write(cluster.config_json, cluster.config_version, std::move(json), version);
     }
 
     dcs::Task<dcs::Result<bool>> set_failover(std::string json,
@@ -241,15 +233,7 @@ public:
 
     dcs::Task<dcs::Result<bool>> set_sync(std::string json,
                                           std::optional<std::int64_t> version) override {
-        if (fail_writes) {
-            co_return unavailable<bool>();
-        }
-        if (version && *version != cluster.sync_version) {
-            co_return false;
-        }
-        cluster.sync_json = std::move(json);
-        cluster.sync_version = ++revision;
-        co_return true;
+        co_return cas_write(cluster.sync_json, cluster.sync_version, std::move(json), version);
     }
 
     dcs::Task<dcs::Result<void>> close_session() override {
@@ -302,6 +286,22 @@ private:
             return std::nullopt;
         }
         return it->get<std::string>();
+    }
+
+    // A key written whole, compare-and-swap on its version when one is given.
+    dcs::Result<bool> cas_write(std::optional<std::string>& value,
+                                std::int64_t& value_version,
+                                std::string json,
+                                std::optional<std::int64_t> version) {
+        if (fail_writes) {
+            return unavailable<bool>();
+        }
+        if (version && *version != value_version) {
+            return false;
+        }
+        value = std::move(json);
+        value_version = ++revision;
+        return true;
     }
 
     void take_key() {

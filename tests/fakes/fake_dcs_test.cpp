@@ -5,6 +5,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
 
 namespace {
@@ -14,20 +15,13 @@ using pgwarden::dcs::Dcs;
 using pgwarden::dcs::Result;
 using pgwarden::fakes::FakeDcs;
 
-// Runs one awaitable to completion; the fake never suspends, so one run() is enough.
+// The fake never suspends: one run() of a fresh io_context completes the call.
 template <class T>
-T run_dcs(net::awaitable<T> task) {
+T run_dcs(net::awaitable<T> call) {
     net::io_context io;
-    std::optional<T> out;
-    net::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
-        if (e) {
-            std::rethrow_exception(e);
-        }
-        out = std::move(value);
-    });
+    auto result = net::co_spawn(io, std::move(call), net::use_future);
     io.run();
-    REQUIRE(out);
-    return std::move(*out);
+    return result.get();
 }
 
 }  // namespace

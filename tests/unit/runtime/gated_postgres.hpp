@@ -41,70 +41,52 @@ public:
         fake_.start_supervision(std::move(on_exit));
     }
     pg::Task<core::PgObservation> observe() override {
-        co_await pass(fakes::PgOp::Observe);
-        co_return co_await fake_.observe();
+        return gated(fakes::PgOp::Observe, fake_.observe());
     }
     pg::Task<std::optional<core::PgQueryResult>> query_status() override {
-        co_await pass(fakes::PgOp::QueryStatus);
-        co_return co_await fake_.query_status();
+        return gated(fakes::PgOp::QueryStatus, fake_.query_status());
     }
-    pg::Task<pg::Status> initdb() override {
-        co_await pass(fakes::PgOp::Initdb);
-        co_return co_await fake_.initdb();
-    }
+    pg::Task<pg::Status> initdb() override { return gated(fakes::PgOp::Initdb, fake_.initdb()); }
     pg::Task<pg::Status> write_config(pg::ConfigFiles files) override {
-        co_await pass(fakes::PgOp::WriteConfig);
-        co_return co_await fake_.write_config(std::move(files));
+        return gated(fakes::PgOp::WriteConfig, fake_.write_config(std::move(files)));
     }
     pg::Task<pg::Status> start(std::chrono::seconds timeout) override {
-        co_await pass(fakes::PgOp::Start);
-        co_return co_await fake_.start(timeout);
+        return gated(fakes::PgOp::Start, fake_.start(timeout));
     }
     pg::Task<pg::Status> stop(pg::StopMode mode, std::chrono::seconds timeout) override {
-        co_await pass(fakes::PgOp::Stop);
-        co_return co_await fake_.stop(mode, timeout);
+        return gated(fakes::PgOp::Stop, fake_.stop(mode, timeout));
     }
     pg::Task<pg::Status> promote(std::chrono::seconds timeout) override {
-        co_await pass(fakes::PgOp::Promote);
-        co_return co_await fake_.promote(timeout);
+        return gated(fakes::PgOp::Promote, fake_.promote(timeout));
     }
-    pg::Task<pg::Status> reload() override {
-        co_await pass(fakes::PgOp::Reload);
-        co_return co_await fake_.reload();
-    }
+    pg::Task<pg::Status> reload() override { return gated(fakes::PgOp::Reload, fake_.reload()); }
     pg::Task<pg::Status> create_roles() override {
-        co_await pass(fakes::PgOp::CreateRoles);
-        co_return co_await fake_.create_roles();
+        return gated(fakes::PgOp::CreateRoles, fake_.create_roles());
     }
     pg::Task<pg::Status> execute(std::string sql) override {
-        co_await pass(fakes::PgOp::Execute);
-        co_return co_await fake_.execute(std::move(sql));
+        return gated(fakes::PgOp::Execute, fake_.execute(std::move(sql)));
     }
     pg::Task<pg::Status> clone_from(std::string host,
                                     int port,
                                     std::vector<std::string> args) override {
-        co_await pass(fakes::PgOp::CloneFrom);
-        co_return co_await fake_.clone_from(std::move(host), port, std::move(args));
+        return gated(fakes::PgOp::CloneFrom,
+                     fake_.clone_from(std::move(host), port, std::move(args)));
     }
     pg::Task<pg::Status> rewind_from(std::string host, int port) override {
-        co_await pass(fakes::PgOp::RewindFrom);
-        co_return co_await fake_.rewind_from(std::move(host), port);
+        return gated(fakes::PgOp::RewindFrom, fake_.rewind_from(std::move(host), port));
     }
     pg::Task<pg::Status> sync_physical_slots(std::vector<std::string> names) override {
-        co_await pass(fakes::PgOp::SyncPhysicalSlots);
-        co_return co_await fake_.sync_physical_slots(std::move(names));
+        return gated(fakes::PgOp::SyncPhysicalSlots, fake_.sync_physical_slots(std::move(names)));
     }
     pg::Task<pg::Status> advance_physical_slots(std::vector<std::string> names) override {
-        co_await pass(fakes::PgOp::AdvancePhysicalSlots);
-        co_return co_await fake_.advance_physical_slots(std::move(names));
+        return gated(fakes::PgOp::AdvancePhysicalSlots,
+                     fake_.advance_physical_slots(std::move(names)));
     }
     pg::Task<pg::Result<std::vector<core::HistoryLine>>> read_timeline_history(int tl) override {
-        co_await pass(fakes::PgOp::ReadTimelineHistory);
-        co_return co_await fake_.read_timeline_history(tl);
+        return gated(fakes::PgOp::ReadTimelineHistory, fake_.read_timeline_history(tl));
     }
     pg::Task<pg::Status> remove_data_directory() override {
-        co_await pass(fakes::PgOp::RemoveDataDirectory);
-        co_return co_await fake_.remove_data_directory();
+        return gated(fakes::PgOp::RemoveDataDirectory, fake_.remove_data_directory());
     }
 
 private:
@@ -118,13 +100,17 @@ private:
 
     Gate& gate(fakes::PgOp op) { return *gates_[static_cast<std::size_t>(op)]; }
 
-    boost::asio::awaitable<void> pass(fakes::PgOp op) {
+    // Waits at the gate of `op`, then runs the fake's operation (an awaitable starts only
+    // when awaited, so the fake counts and acts after the gate).
+    template <class T>
+    pg::Task<T> gated(fakes::PgOp op, pg::Task<T> call) {
         Gate& g = gate(op);
         while (g.held) {
             ++g.waiting;
             co_await g.timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
             --g.waiting;
         }
+        co_return co_await std::move(call);
     }
 
     fakes::FakePostgres& fake_;
