@@ -58,7 +58,7 @@ core::Member other_member(std::string name) {
 struct Harness {
     net::io_context io;
     core::MonoMs now = 1'000'000;           // the manual monotonic clock (ms)
-    std::int64_t wall = 1'767'225'600'000;  // the manual wall clock (epoch ms)
+    std::int64_t wall = 1'767'225'600'000;  // the manual wall clock: 2026-01-01T00:00:00Z
     fakes::FakePostgres fake;
     tests::GatedPostgres pg{io.get_executor(), fake};
     fakes::FakeDcs dcs{"node1"};
@@ -357,7 +357,8 @@ TEST_CASE(
     Harness h;
     h.become_leader();
     rest::RestartRequest req;
-    req.schedule = core::format_iso8601(h.wall + 5000);  // within loop_wait
+    req.schedule = "2026-01-01T00:00:05+00:00";  // 5 s after the wall clock: within loop_wait
+    REQUIRE(core::parse_iso8601_ms(*req.schedule) == h.wall + 5000);
     REQUIRE(h.loop->api_actions().schedule_restart(req).status == 202);
     REQUIRE(h.loop->status()->scheduled_restart_json);
 
