@@ -216,9 +216,14 @@ net::awaitable<void> Executor::run_long(std::shared_ptr<Runtime> rt, core::Actio
         rt->executor.idle_->set();
     }
     if (action.request != 0) {
+        // Patroni's answers: only a restart is awaited by its HTTP request.
+        const std::string what(core::to_string(action.kind));
         rt->bridge.answer(action.request,
-                          r.ok() ? rest::ActionOutcome{200, "restarted successfully"}
-                                 : rest::ActionOutcome{503, "restart failed"});
+                          r.ok() ? rest::ActionOutcome{200,
+                                                       action.kind == core::ActionKind::Restart
+                                                           ? "restarted successfully"
+                                                           : what + " done"}
+                                 : rest::ActionOutcome{503, what + " failed"});
     }
     rt->publisher.show(std::nullopt);
     rt->apply(r);
