@@ -54,7 +54,8 @@ Plan decide_leader_race(const Snapshot& s) {
                 "not racing for the leader lock: synchronous_mode " + s.dynamic.synchronous_mode +
                     " is set in the DCS configuration and not supported by this pgwarden version"};
     }
-    if (s.local.released_lock_recently ||
+    const bool named_me = c.failover && c.failover->member && *c.failover->member == s.name;
+    if ((s.local.released_lock_recently && !named_me) ||
         (c.failover && c.failover->leader && *c.failover->leader == s.name &&
          c.failover->member && *c.failover->member != s.name)) {
         return {Role::Replica,

@@ -125,6 +125,11 @@ void track(NodeState& n, const Observation& o, bool leader_is_me) {
     } else if (!leader_is_me || running_primary(pg)) {
         n.primary_down_since.reset();
     }
+    // Another member took the lock we released: the hand-over is over, and so is the guard
+    // that kept us out of the race meanwhile.
+    if (o.cluster && o.cluster->is_locked() && o.cluster->leader->name != o.name) {
+        n.released_lock_at.reset();
+    }
     if (o.cluster) {
         for (const auto& m : o.cluster->members) {
             n.member_seen_ms[m.name] = o.now_epoch_ms;
