@@ -84,9 +84,14 @@ void Runtime::set_state(core::NodeState next) {
 
 void Runtime::apply(const core::ActionResult& result) {
     const bool was_in_flight = state.in_flight && state.in_flight->id == result.id;
+    const bool handover = was_in_flight && result.ok() &&
+                          ((result.kind == core::ActionKind::Demote &&
+                            state.in_flight->release_lock) ||
+                           result.kind == core::ActionKind::WaitForCandidate);
     set_state(core::apply(state, result, now()));
     publisher.publish();
     if (was_in_flight && !result.progress) {
+        quick_step = quick_step || handover;
         wakeup();
     }
 }
@@ -119,8 +124,24 @@ struct HaLoop::Impl {
         rt->apply(r);
     }
 
+    std::optional<core::Observation> last_obs;
+
     net::awaitable<void> cycle() {
-        core::Observation obs = co_await rt->observer.observe();
+        core::Observation obs;
+        if (rt->quick_step && last_obs) {
+            rt->quick_step = false;
+            obs = *last_obs;
+            obs.pg = rt->observer.pg();
+            obs.now_epoch_ms = rt->now_epoch_ms();
+            obs.requests = rt->bridge.take_requests();
+        } else {
+            rt->quick_step = false;
+            obs = co_await rt->observer.observe();
+        }
+        last_obs = obs;
+        last_obs->probes.reset();
+        last_obs->requests.clear();
+        last_obs->lock_lost = false;
         for (int attempt = 0; attempt < 4; ++attempt) {
             obs.now = rt->now();
             core::StepResult r = core::step(rt->state, obs);

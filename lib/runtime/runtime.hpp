@@ -229,6 +229,11 @@ struct Runtime : std::enable_shared_from_this<Runtime> {
 
     net::steady_timer wake_timer;
     bool wake_pending = false;
+    // A switchover hand-over step finished (clean stop, candidate found): the next step reuses
+    // the last observation instead of reading the DCS and PostgreSQL again, so the hand-over
+    // does not wait on two more full observations. Its lock operations check ownership in the
+    // DCS themselves.
+    bool quick_step = false;
     bool shutdown_requested = false;
     std::optional<int> exit_code;
 };
