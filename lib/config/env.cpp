@@ -2,25 +2,15 @@
 // Config._build_environment_configuration builds it (patroni/config.py), each value marked with its
 // variable for problem reports.
 #include "config/env_internal.hpp"
+#include "config/text.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 namespace pgwarden::config::detail {
 
 namespace {
 
 constexpr const char* kPrefix = "PATRONI_";
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-}
-
-std::string upper(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
-    return s;
-}
 
 std::string trim(const std::string& s) {
     const auto first = s.find_first_not_of(" \t\r\n");
