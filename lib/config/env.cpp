@@ -3,14 +3,21 @@
 // variable for problem reports.
 #include "config/env_internal.hpp"
 #include "config/text.hpp"
+#include "core/libpq_keywords.hpp"
 
 #include <algorithm>
+#include <array>
+#include <span>
+#include <string_view>
 
 namespace pgwarden::config::detail {
 
 namespace {
 
 constexpr const char* kPrefix = "PATRONI_";
+
+// The credentials of ctl, restapi and etcd/etcd3 (the first two keys of core::kAuthKeys).
+constexpr std::array<std::string_view, 2> kUserAndPassword = {"username", "password"};
 
 std::string trim(const std::string& s) {
     const auto first = s.find_first_not_of(" \t\r\n");
@@ -145,10 +152,12 @@ public:
         }
     }
 
-    std::optional<Value> auth(const std::string& name, std::initializer_list<const char*> params) {
+    // PATRONI_<NAME>_<PARAM> for each of `params` -> {param: value}; nullopt when none is set.
+    std::optional<Value> auth(const std::string& name, std::span<const std::string_view> params) {
         Value v = Value::map();
         bool any = false;
-        for (const char* param : params) {
+        for (const std::string_view key : params) {
+            const std::string param(key);
             const std::string var = kPrefix + upper(name + "_" + param);
             auto value = pop(name + "_" + param);
             if (value && !value->empty()) {
@@ -249,25 +258,13 @@ public:
         typed("log", "static_fields", 'd');
         typed("log", "loggers", 'd');
         for (const char* s : {"ctl", "restapi"}) {
-            if (auto a = auth(s, {"username", "password"})) {
+            if (auto a = auth(s, kUserAndPassword)) {
                 section(s).set("authentication", *a);
             }
         }
         Value authentication = Value::map();
         for (const char* user : {"replication", "superuser", "rewind"}) {
-            if (auto a = auth(user,
-                              {"username",
-                               "password",
-                               "sslmode",
-                               "sslcert",
-                               "sslkey",
-                               "sslpassword",
-                               "sslrootcert",
-                               "sslcrl",
-                               "sslcrldir",
-                               "gssencmode",
-                               "channel_binding",
-                               "sslnegotiation"})) {
+            if (auto a = auth(user, core::kAuthKeys)) {
                 authentication.set(user, *a);
             }
         }
@@ -360,7 +357,7 @@ public:
         }
         for (const char* dcs : {"etcd", "etcd3"}) {
             if (root_.find(dcs) != nullptr) {
-                if (auto a = auth(dcs, {"username", "password"})) {
+                if (auto a = auth(dcs, kUserAndPassword)) {
                     for (auto& [k, v] : a->entries) {
                         section(dcs).set(k, v);
                     }

@@ -52,7 +52,7 @@ private:
 
     // load_postgresql.cpp: the local postgresql section and its credentials.
     void parse_postgresql(const Value& v);
-    // A credentials mapping; `full` = an authentication user (libpq TLS/GSS keys too), else only
+    // A credentials mapping; `full` = an authentication user (core::kAuthKeys), else only
     // username and password.
     bool parse_credentials(const Value& v,
                            const std::string& path,

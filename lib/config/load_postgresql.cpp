@@ -5,6 +5,7 @@
 #include "config/load_internal.hpp"
 #include "config/pg_parameters.hpp"
 #include "config/text.hpp"
+#include "core/libpq_keywords.hpp"
 #include "core/pg_parameters.hpp"
 
 #include <algorithm>
@@ -184,20 +185,7 @@ bool Loader::parse_credentials(const Value& v,
         return false;
     }
     if (full) {
-        w_.unknown_keys(v,
-                        path,
-                        {"username",
-                         "password",
-                         "sslmode",
-                         "sslcert",
-                         "sslkey",
-                         "sslpassword",
-                         "sslrootcert",
-                         "sslcrl",
-                         "sslcrldir",
-                         "gssencmode",
-                         "channel_binding",
-                         "sslnegotiation"});
+        w_.unknown_keys(v, path, core::kAuthKeys);
     } else {
         w_.unknown_keys(v, path, {"username", "password"});
     }

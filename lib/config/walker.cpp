@@ -263,7 +263,7 @@ bool Walker::expect_map(const Value& v, const std::string& path) {
 
 void Walker::unknown_keys(const Value& map,
                           const std::string& path,
-                          std::initializer_list<std::string_view> known,
+                          std::span<const std::string_view> known,
                           const char* hint) {
     for (const auto& [key, value] : map.entries) {
         if (std::find(known.begin(), known.end(), key) == known.end()) {
