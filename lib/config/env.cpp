@@ -2,6 +2,7 @@
 // Config._build_environment_configuration builds it (patroni/config.py), each value marked with its
 // variable for problem reports.
 #include "config/env_internal.hpp"
+#include "config/section_keys.hpp"
 #include "config/text.hpp"
 #include "core/libpq_keywords.hpp"
 
@@ -18,6 +19,11 @@ constexpr const char* kPrefix = "PATRONI_";
 
 // The credentials of ctl, restapi and etcd/etcd3 (the first two keys of core::kAuthKeys).
 constexpr std::array<std::string_view, 2> kUserAndPassword = {"username", "password"};
+
+constexpr std::array<std::string_view, 5> kCtlEnvKeys = {
+    "insecure", "cacert", "certfile", "keyfile", "keyfile_password"};
+constexpr std::array<std::string_view, 7> kPostgresqlEnvKeys = {
+    "listen", "connect_address", "proxy_address", "config_dir", "data_dir", "pgpass", "bin_dir"};
 
 std::string trim(const std::string& s) {
     const auto first = s.find_first_not_of(" \t\r\n");
@@ -86,9 +92,9 @@ public:
         return r.root;
     }
 
-    void section_values(const std::string& section_name,
-                        std::initializer_list<const char*> params) {
-        for (const char* param : params) {
+    void section_values(const std::string& section_name, std::span<const std::string_view> params) {
+        for (const std::string_view key : params) {
+            const std::string param(key);
             const std::string var = kPrefix + upper(section_name + "_" + param);
             auto value = pop(section_name + "_" + param);
             if (value && !value->empty()) {
@@ -189,44 +195,10 @@ public:
                 env_[newname] = *value;
             }
         }
-        section_values("restapi",
-                       {"listen",
-                        "connect_address",
-                        "certfile",
-                        "keyfile",
-                        "keyfile_password",
-                        "cafile",
-                        "ciphers",
-                        "verify_client",
-                        "http_extra_headers",
-                        "https_extra_headers",
-                        "allowlist",
-                        "allowlist_include_members",
-                        "request_queue_size",
-                        "server_tokens"});
-        section_values("ctl", {"insecure", "cacert", "certfile", "keyfile", "keyfile_password"});
-        section_values("postgresql",
-                       {"listen",
-                        "connect_address",
-                        "proxy_address",
-                        "config_dir",
-                        "data_dir",
-                        "pgpass",
-                        "bin_dir"});
-        section_values("log",
-                       {"type",
-                        "level",
-                        "traceback_level",
-                        "format",
-                        "dateformat",
-                        "static_fields",
-                        "max_queue_size",
-                        "dir",
-                        "mode",
-                        "file_size",
-                        "file_num",
-                        "loggers",
-                        "deduplicate_heartbeat_logs"});
+        section_values("restapi", kRestapiEnvKeys);
+        section_values("ctl", kCtlEnvKeys);
+        section_values("postgresql", kPostgresqlEnvKeys);
+        section_values("log", kLogKeys);
         for (const char* binary : {"pg_ctl",
                                    "initdb",
                                    "pg_controldata",

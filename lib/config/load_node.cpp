@@ -3,6 +3,7 @@
 // publishes).
 
 #include "config/load_internal.hpp"
+#include "config/section_keys.hpp"
 #include "config/text.hpp"
 
 #include <algorithm>
@@ -14,21 +15,7 @@ void Loader::parse_log(const Value& v) {
     if (!w_.expect_map(v, "log")) {
         return;
     }
-    w_.unknown_keys(v,
-                    "log",
-                    {"type",
-                     "level",
-                     "traceback_level",
-                     "format",
-                     "dateformat",
-                     "static_fields",
-                     "max_queue_size",
-                     "dir",
-                     "file_num",
-                     "file_size",
-                     "mode",
-                     "loggers",
-                     "deduplicate_heartbeat_logs"});
+    w_.unknown_keys(v, "log", kLogKeys);
     for (const auto& [key, value] : v.entries) {
         if (key != "level" && !value.is_null()) {
             r_->settings.unimplemented_keys.push_back("log." + key);

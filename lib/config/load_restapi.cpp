@@ -2,33 +2,34 @@
 // restapi.auth), TLS files, client verification, allowlist and extra headers.
 
 #include "config/load_internal.hpp"
+#include "config/section_keys.hpp"
+
+#include <algorithm>
+#include <array>
 
 namespace pgwarden::config::detail {
+
+namespace {
+
+// Every restapi key of the file: those the environment can set too, and the file-only ones.
+constexpr auto kRestapiKeys = [] {
+    constexpr std::array<std::string_view, 3> kFileOnly = {
+        "authentication", "auth", "thread_pool_size"};
+    std::array<std::string_view, kRestapiEnvKeys.size() + kFileOnly.size()> all{};
+    std::copy(kFileOnly.begin(),
+              kFileOnly.end(),
+              std::copy(kRestapiEnvKeys.begin(), kRestapiEnvKeys.end(), all.begin()));
+    return all;
+}();
+
+}  // namespace
 
 void Loader::parse_restapi(const Value& v) {
     if (!w_.expect_map(v, "restapi")) {
         return;
     }
     core::RestApiSettings& api = r_->settings.restapi;
-    w_.unknown_keys(v,
-                    "restapi",
-                    {"listen",
-                     "connect_address",
-                     "authentication",
-                     "auth",
-                     "certfile",
-                     "keyfile",
-                     "keyfile_password",
-                     "cafile",
-                     "ciphers",
-                     "verify_client",
-                     "allowlist",
-                     "allowlist_include_members",
-                     "http_extra_headers",
-                     "https_extra_headers",
-                     "request_queue_size",
-                     "thread_pool_size",
-                     "server_tokens"});
+    w_.unknown_keys(v, "restapi", kRestapiKeys);
     const Value* listen = v.find("listen");
     if (listen == nullptr || listen->is_null()) {
         err(listen != nullptr ? *listen : v, "restapi.listen", "is required (host:port)");
