@@ -430,6 +430,15 @@ Plan decide(const Snapshot& s) {
     }
 
     if (c.sysid_valid() && pg.sysid && *c.initialize != *pg.sysid) {
+        if (s.dynamic.pause) {
+            // Patroni in pause warns, gives a held key back and keeps running (§3 step 9).
+            return {s.local.role,
+                    leader_is_me ? std::vector<Action>{act(ActionKind::ReleaseLock)}
+                                 : std::vector<Action>{},
+                    "the data directory belongs to another cluster (system identifier " +
+                        *pg.sysid + ", the cluster's is " + *c.initialize +
+                        "); cluster is paused, not touching it"};
+        }
         return {s.local.role,
                 {act(ActionKind::Fatal)},
                 "refusing to run: the data directory belongs to another cluster (system "

@@ -37,7 +37,9 @@ std::optional<Plan> decide_start_timeout(const Snapshot& s) {
 // A running replica in a cluster without a leader: Patroni's is_healthiest_node().
 Plan decide_leader_race(const Snapshot& s) {
     const auto& c = *s.cluster;
-    if (s.dynamic.pause) {
+    const bool named_me = c.failover && c.failover->member && *c.failover->member == s.name;
+    if (s.dynamic.pause && !(named_me && !c.failover->scheduled_at)) {
+        // In pause only the named candidate of a switchover takes the lock (Patroni §4 step 2).
         return {Role::Replica, {}, "cluster is paused and has no leader: not racing for the lock"};
     }
     // Settings this version refuses at start may still arrive through the DCS (edit-config):
@@ -54,7 +56,6 @@ Plan decide_leader_race(const Snapshot& s) {
                 "not racing for the leader lock: synchronous_mode " + s.dynamic.synchronous_mode +
                     " is set in the DCS configuration and not supported by this pgwarden version"};
     }
-    const bool named_me = c.failover && c.failover->member && *c.failover->member == s.name;
     if ((s.local.released_lock_recently && !named_me) ||
         (c.failover && c.failover->leader && *c.failover->leader == s.name &&
          c.failover->member && *c.failover->member != s.name)) {

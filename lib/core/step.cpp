@@ -189,10 +189,17 @@ Snapshot snapshot_of(const NodeState& n, const Observation& o, bool lock_lost) {
 // The switchover after our clean stop: wait for a candidate, then hand the key over.
 std::optional<Plan> handover_plan(const NodeState& n, const Observation& o, bool leader_is_me) {
     if (n.abort_switchover && leader_is_me) {
+        std::vector<Action> actions{act(ActionKind::UpdateLock), act(ActionKind::ClearFailover)};
+        if (o.pg.postmaster_running) {
+            return Plan{Role::Primary,
+                        std::move(actions),
+                        "switchover: " + *n.abort_switchover +
+                            "; keeping the leader lock and the running primary, clearing the "
+                            "request"};
+        }
+        actions.push_back(act(ActionKind::StartPrimary));
         return Plan{Role::Primary,
-                    {act(ActionKind::UpdateLock),
-                     act(ActionKind::ClearFailover),
-                     act(ActionKind::StartPrimary)},
+                    std::move(actions),
                     "switchover: " + *n.abort_switchover +
                         "; keeping the leader lock, clearing the request and starting as primary "
                         "again"};
