@@ -85,8 +85,8 @@ int cluster_timeline(const Cluster& c) {
 // A member other than us that reports a later timeline than our data directory's.
 // A running instance is judged by its current timeline, a stopped one by pg_control's.
 const Member* member_on_later_timeline(const Snapshot& s) {
-    const int mine = s.pg.query ? std::max(s.pg.query->timeline, s.pg.control_timeline)
-                                : s.pg.control_timeline;
+    const int mine =
+        s.pg.query ? std::max(s.pg.query->timeline, s.pg.control_timeline) : s.pg.control_timeline;
     for (const auto& m : s.cluster->members) {
         if (m.name != s.name && m.timeline && *m.timeline > mine) {
             return &m;
@@ -247,8 +247,8 @@ Plan decide_stopped_with_other_leader(const Snapshot& s) {
             }
         }
         const bool same_timeline = lm->timeline && *lm->timeline == s.pg.control_timeline;
-        if (same_timeline || (switch_point && s.pg.checkpoint_end_lsn > 0 &&
-                              mine <= *switch_point)) {
+        if (same_timeline ||
+            (switch_point && s.pg.checkpoint_end_lsn > 0 && mine <= *switch_point)) {
             return {Role::Replica,
                     {act(ActionKind::StartReplica, leader)},
                     "the former primary has not diverged from leader " + leader +

@@ -26,9 +26,8 @@ std::optional<Plan> decide_start_timeout(const Snapshot& s) {
             return Plan{Role::Demoted,
                         actions,
                         "postgresql did not start as primary within primary_start_timeout (" +
-                            std::to_string(s.dynamic.primary_start_timeout) +
-                            " s) and member " + p.name +
-                            " can take over: releasing the leader lock"};
+                            std::to_string(s.dynamic.primary_start_timeout) + " s) and member " +
+                            p.name + " can take over: releasing the leader lock"};
         }
     }
     return std::nullopt;
@@ -57,11 +56,10 @@ Plan decide_leader_race(const Snapshot& s) {
                     " is set in the DCS configuration and not supported by this pgwarden version"};
     }
     if ((s.local.released_lock_recently && !named_me) ||
-        (c.failover && c.failover->leader && *c.failover->leader == s.name &&
-         c.failover->member && *c.failover->member != s.name)) {
-        return {Role::Replica,
-                {},
-                "not racing for the leader lock: I released it for a switchover"};
+        (c.failover && c.failover->leader && *c.failover->leader == s.name && c.failover->member &&
+         *c.failover->member != s.name)) {
+        return {
+            Role::Replica, {}, "not racing for the leader lock: I released it for a switchover"};
     }
     std::vector<Action> take{act(ActionKind::AcquireLock)};
     if (c.failover && !c.failover->empty()) {

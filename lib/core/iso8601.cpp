@@ -11,8 +11,8 @@ bool is_digit(char c) {
 }
 
 std::string_view strip(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' ||
-                          s.front() == '\r')) {
+    while (!s.empty() &&
+           (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r')) {
         s.remove_prefix(1);
     }
     while (!s.empty() &&

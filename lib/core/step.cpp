@@ -233,8 +233,8 @@ void add_upkeep(NodeState& n, const Observation& o, bool leader_is_me, Plan& pla
     const auto& pg = o.pg;
     const bool use_slots = o.dynamic.postgresql.use_slots;
     const std::string pm_start = pg.query ? pg.query->postmaster_start_time : "";
-    const bool primary = leader_is_me && n.lock_held && n.role == Role::Primary &&
-                         running_primary(pg);
+    const bool primary =
+        leader_is_me && n.lock_held && n.role == Role::Primary && running_primary(pg);
     const bool replica = n.role == Role::Replica && n.following && pg.query &&
                          pg.query->in_recovery && pg.postmaster_running;
     if (use_slots && (primary || replica)) {
@@ -273,7 +273,8 @@ void add_scheduled_restart(const NodeState& n, const Observation& o, Plan& plan)
         return;
     }
     const std::int64_t loop_ms = static_cast<std::int64_t>(o.dynamic.loop_wait) * 1000;
-    if (!o.restart_scheduled_at_ms || o.now_epoch_ms > *o.restart_scheduled_at_ms + loop_ms * 3 / 2) {
+    if (!o.restart_scheduled_at_ms ||
+        o.now_epoch_ms > *o.restart_scheduled_at_ms + loop_ms * 3 / 2) {
         plan.actions.push_back(act(ActionKind::ClearScheduledRestart));
         plan.reason += "; dropping a stale or invalid scheduled restart";
         return;
@@ -465,17 +466,15 @@ StepResult step(const NodeState& state, const Observation& o) noexcept {
                 "renewed"};
     }
 
-    const bool preempting = n.in_flight && std::any_of(plan.actions.begin(),
-                                                       plan.actions.end(),
-                                                       [](const Action& a) {
-                                                           return a.kind == ActionKind::Demote;
-                                                       });
+    const bool preempting =
+        n.in_flight && std::any_of(plan.actions.begin(), plan.actions.end(), [](const Action& a) {
+            return a.kind == ActionKind::Demote;
+        });
     if (!n.in_flight || preempting) {
-        if (n.abort_switchover && std::any_of(plan.actions.begin(),
-                                              plan.actions.end(),
-                                              [](const Action& a) {
-                                                  return a.kind == ActionKind::ClearFailover;
-                                              })) {
+        if (n.abort_switchover &&
+            std::any_of(plan.actions.begin(), plan.actions.end(), [](const Action& a) {
+                return a.kind == ActionKind::ClearFailover;
+            })) {
             n.abort_switchover.reset();
             n.handover.reset();
             n.handover_to.reset();

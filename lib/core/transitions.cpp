@@ -47,7 +47,8 @@ const std::vector<Transition>& transitions() noexcept {
          "rejoining the new leader as a replica (start, pg_rewind or re-clone)"},
         {Role::Demoted,
          Role::Primary,
-         "a switchover could not hand over (no candidate, unclean stop), or the lock is ours again: "
+         "a switchover could not hand over (no candidate, unclean stop), or the lock is ours "
+         "again: "
          "started as primary"},
         {Role::Demoted, Role::Promoted, "took the leader lock again while in recovery: promoting"},
     };

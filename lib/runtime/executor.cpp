@@ -1,10 +1,9 @@
 // Executes a plan's actions: the short ones inline, returning typed results; the long ones
 // spawned (one tracked by the core at a time), their results folded back with core::apply.
-#include "runtime/executor_internal.hpp"
-
 #include "dcs/dcs.hpp"
 #include "pg/config_files.hpp"
 #include "pg/pg_control.hpp"
+#include "runtime/executor_internal.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -59,7 +58,8 @@ net::awaitable<core::ActionResult> write_history(Runtime& rt, core::ActionResult
     const int tl = pg.query->timeline;
     auto lines = co_await rt.pg.read_timeline_history(tl);
     if (!lines) {
-        co_return failed(std::move(r), core::Failure::Failed, "reading the timeline history failed");
+        co_return failed(
+            std::move(r), core::Failure::Failed, "reading the timeline history failed");
     }
     nlohmann::json out = nlohmann::json::array();
     int max_known = 0;
