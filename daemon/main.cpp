@@ -1,4 +1,5 @@
 // pgwarden: one HA supervisor per PostgreSQL node. Wiring only: flags, config, signals, backends.
+#include "asio/spawn.hpp"
 #include "config/load.hpp"
 #include "config/unsupported.hpp"
 #include "config/validate.hpp"
@@ -78,7 +79,11 @@ bool check_consul_ttl(net::io_context& ioc,
                       const std::string& path) {
     std::string message;
     bool refused = false;
-    net::co_spawn(ioc, run_ttl_check(&consul, ttl, &message, &refused), [](std::exception_ptr) {});
+    net::co_spawn(ioc, run_ttl_check(&consul, ttl, &message, &refused), [](std::exception_ptr e) {
+        if (e) {
+            async::log_exception("consul ttl check", e);
+        }
+    });
     ioc.run();
     ioc.restart();
     if (refused) {

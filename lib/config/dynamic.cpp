@@ -1,22 +1,20 @@
+// The dynamic configuration (bootstrap.dcs and the DCS `config` key) -> core::DynamicSettings:
+// the walker, Patroni's timeout adjustments, and the per-key fallback to the last good value.
+
 #include "config/dynamic.hpp"
 
 #include "config/dynamic_internal.hpp"
 #include "config/pg_parameters.hpp"
+#include "config/text.hpp"
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 
 namespace pgwarden::config {
 
 namespace detail {
 
 namespace {
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-}
 
 // Patroni's parse_int(value, 's') for member_slots_ttl: a number with an optional time unit.
 // nullopt for anything unreadable, negative or beyond an int of seconds (never throws).

@@ -2,9 +2,14 @@
 // Config._build_environment_configuration builds it (patroni/config.py), each value marked with its
 // variable for problem reports.
 #include "config/env_internal.hpp"
+#include "config/section_keys.hpp"
+#include "config/text.hpp"
+#include "core/libpq_keywords.hpp"
 
 #include <algorithm>
-#include <cctype>
+#include <array>
+#include <span>
+#include <string_view>
 
 namespace pgwarden::config::detail {
 
@@ -12,15 +17,13 @@ namespace {
 
 constexpr const char* kPrefix = "PATRONI_";
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-}
+// The credentials of ctl, restapi and etcd/etcd3 (the first two keys of core::kAuthKeys).
+constexpr std::array<std::string_view, 2> kUserAndPassword = {"username", "password"};
 
-std::string upper(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
-    return s;
-}
+constexpr std::array<std::string_view, 5> kCtlEnvKeys = {
+    "insecure", "cacert", "certfile", "keyfile", "keyfile_password"};
+constexpr std::array<std::string_view, 7> kPostgresqlEnvKeys = {
+    "listen", "connect_address", "proxy_address", "config_dir", "data_dir", "pgpass", "bin_dir"};
 
 std::string trim(const std::string& s) {
     const auto first = s.find_first_not_of(" \t\r\n");
@@ -89,9 +92,9 @@ public:
         return r.root;
     }
 
-    void section_values(const std::string& section_name,
-                        std::initializer_list<const char*> params) {
-        for (const char* param : params) {
+    void section_values(const std::string& section_name, std::span<const std::string_view> params) {
+        for (const std::string_view key : params) {
+            const std::string param(key);
             const std::string var = kPrefix + upper(section_name + "_" + param);
             auto value = pop(section_name + "_" + param);
             if (value && !value->empty()) {
@@ -155,10 +158,12 @@ public:
         }
     }
 
-    std::optional<Value> auth(const std::string& name, std::initializer_list<const char*> params) {
+    // PATRONI_<NAME>_<PARAM> for each of `params` -> {param: value}; nullopt when none is set.
+    std::optional<Value> auth(const std::string& name, std::span<const std::string_view> params) {
         Value v = Value::map();
         bool any = false;
-        for (const char* param : params) {
+        for (const std::string_view key : params) {
+            const std::string param(key);
             const std::string var = kPrefix + upper(name + "_" + param);
             auto value = pop(name + "_" + param);
             if (value && !value->empty()) {
@@ -190,44 +195,10 @@ public:
                 env_[newname] = *value;
             }
         }
-        section_values("restapi",
-                       {"listen",
-                        "connect_address",
-                        "certfile",
-                        "keyfile",
-                        "keyfile_password",
-                        "cafile",
-                        "ciphers",
-                        "verify_client",
-                        "http_extra_headers",
-                        "https_extra_headers",
-                        "allowlist",
-                        "allowlist_include_members",
-                        "request_queue_size",
-                        "server_tokens"});
-        section_values("ctl", {"insecure", "cacert", "certfile", "keyfile", "keyfile_password"});
-        section_values("postgresql",
-                       {"listen",
-                        "connect_address",
-                        "proxy_address",
-                        "config_dir",
-                        "data_dir",
-                        "pgpass",
-                        "bin_dir"});
-        section_values("log",
-                       {"type",
-                        "level",
-                        "traceback_level",
-                        "format",
-                        "dateformat",
-                        "static_fields",
-                        "max_queue_size",
-                        "dir",
-                        "mode",
-                        "file_size",
-                        "file_num",
-                        "loggers",
-                        "deduplicate_heartbeat_logs"});
+        section_values("restapi", kRestapiEnvKeys);
+        section_values("ctl", kCtlEnvKeys);
+        section_values("postgresql", kPostgresqlEnvKeys);
+        section_values("log", kLogKeys);
         for (const char* binary : {"pg_ctl",
                                    "initdb",
                                    "pg_controldata",
@@ -259,25 +230,13 @@ public:
         typed("log", "static_fields", 'd');
         typed("log", "loggers", 'd');
         for (const char* s : {"ctl", "restapi"}) {
-            if (auto a = auth(s, {"username", "password"})) {
+            if (auto a = auth(s, kUserAndPassword)) {
                 section(s).set("authentication", *a);
             }
         }
         Value authentication = Value::map();
         for (const char* user : {"replication", "superuser", "rewind"}) {
-            if (auto a = auth(user,
-                              {"username",
-                               "password",
-                               "sslmode",
-                               "sslcert",
-                               "sslkey",
-                               "sslpassword",
-                               "sslrootcert",
-                               "sslcrl",
-                               "sslcrldir",
-                               "gssencmode",
-                               "channel_binding",
-                               "sslnegotiation"})) {
+            if (auto a = auth(user, core::kAuthKeys)) {
                 authentication.set(user, *a);
             }
         }
@@ -370,7 +329,7 @@ public:
         }
         for (const char* dcs : {"etcd", "etcd3"}) {
             if (root_.find(dcs) != nullptr) {
-                if (auto a = auth(dcs, {"username", "password"})) {
+                if (auto a = auth(dcs, kUserAndPassword)) {
                     for (auto& [k, v] : a->entries) {
                         section(dcs).set(k, v);
                     }

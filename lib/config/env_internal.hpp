@@ -1,4 +1,5 @@
-// Internal to lib/config.
+// Internal to lib/config: the PATRONI_* environment as a configuration tree (env.cpp), patched
+// over patroni.yml by the loader.
 #pragma once
 
 #include "config/load.hpp"

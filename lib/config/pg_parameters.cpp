@@ -1,23 +1,23 @@
+// postgresql.conf parameters as Patroni writes them: the command-line options and their checks,
+// recovery parameters, and the effective parameter set of this node.
+
 #include "config/pg_parameters.hpp"
 
+#include "config/text.hpp"
 #include "config/value.hpp"
 #include "config/walker.hpp"
 #include "core/pg_parameters.hpp"
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cstdint>
 #include <string_view>
 
 namespace pgwarden::config {
 
-namespace {
+using detail::lower;
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-}
+namespace {
 
 enum class Check { Never, Int, Bool, BoolTrue, WalLevel, WalKeepSize };
 

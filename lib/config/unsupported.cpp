@@ -1,3 +1,6 @@
+// The settings pgwarden parses but does not implement: Errors that stop the daemon, Warnings
+// that only say a setting has no effect.
+
 #include "config/unsupported.hpp"
 
 #include <algorithm>

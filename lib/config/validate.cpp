@@ -1,3 +1,5 @@
+// `pgwarden --validate-config FILE`: prints every problem of the file and the totals.
+
 #include "config/validate.hpp"
 
 #include "config/load.hpp"

@@ -1,4 +1,9 @@
+// The lib/config value tree: YAML (as PyYAML types it) and JSON in, JSON and Python str/repr out,
+// and Patroni's patch_config.
+
 #include "config/value.hpp"
+
+#include "config/text.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -175,12 +180,6 @@ Value resolve_plain_scalar(const std::string& text, int line) {
     if (std::regex_match(text, kFloat)) {
         std::string t = strip_underscores(text);
         double d = 0.0;
-        const auto lower = [](std::string s) {
-            for (char& c : s) {
-                c = static_cast<char>(c | 0x20);
-            }
-            return s;
-        };
         const std::string l = lower(t);
         if (l.find("inf") != std::string::npos) {
             d = l[0] == '-' ? -INFINITY : INFINITY;

@@ -1,4 +1,9 @@
+// Typed, problem-collecting reads of a value tree (Walker), and Patroni's bool/int/unit parsing of
+// untrusted values.
+
 #include "config/walker.hpp"
+
+#include "config/text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -7,11 +12,6 @@
 namespace pgwarden::config::detail {
 
 namespace {
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-}
 
 std::string trim(const std::string& s) {
     const auto first = s.find_first_not_of(" \t\r\n\f\v");
@@ -263,7 +263,7 @@ bool Walker::expect_map(const Value& v, const std::string& path) {
 
 void Walker::unknown_keys(const Value& map,
                           const std::string& path,
-                          std::initializer_list<std::string_view> known,
+                          std::span<const std::string_view> known,
                           const char* hint) {
     for (const auto& [key, value] : map.entries) {
         if (std::find(known.begin(), known.end(), key) == known.end()) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,8 +63,15 @@ public:
     bool expect_map(const Value& v, const std::string& path);
     void unknown_keys(const Value& map,
                       const std::string& path,
-                      std::initializer_list<std::string_view> known,
+                      std::span<const std::string_view> known,
                       const char* hint = nullptr);
+    void unknown_keys(const Value& map,
+                      const std::string& path,
+                      std::initializer_list<std::string_view> known,
+                      const char* hint = nullptr) {
+        unknown_keys(
+            map, path, std::span<const std::string_view>(known.begin(), known.size()), hint);
+    }
 
 private:
     std::vector<Problem>* problems_;

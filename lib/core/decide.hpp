@@ -35,13 +35,13 @@ enum class ActionKind {
     Reinitialize,     // long: remove the data directory, then clone from `target`
     ClearFailover,    // empty the failover key (done, invalid or impossible)
     // Upkeep, decided by step() after the role decision:
-    SyncSlots,               // make the physical slots exactly `slots` (kept: ignore_slots)
-    AdvanceSlots,            // replica: move the kept member slots up to the replay position
-    WriteHistory,            // leader: add our timeline switch to the history key
-    Reload,                  // long: rewrite the managed files and reload postgresql
-    Restart,                 // long: restart postgresql (scheduled or requested)
-    ClearScheduledRestart,   // drop a stale scheduled restart
-    WaitForCandidate,        // long: switchover: probe until a candidate has `lsn`
+    SyncSlots,              // make the physical slots exactly `slots` (kept: ignore_slots)
+    AdvanceSlots,           // replica: move the kept member slots up to the replay position
+    WriteHistory,           // leader: add our timeline switch to the history key
+    Reload,                 // long: rewrite the managed files and reload postgresql
+    Restart,                // long: restart postgresql (scheduled or requested)
+    ClearScheduledRestart,  // drop a stale scheduled restart
+    WaitForCandidate,       // long: switchover: probe until a candidate has `lsn`
 };
 
 std::string_view to_string(ActionKind kind) noexcept;
@@ -52,8 +52,8 @@ struct Action {
     // Demote: graceful switchover: after the stop, hand the key over only to a candidate that
     // has our shutdown checkpoint (WaitForCandidate, then ReleaseLock).
     bool release_lock = false;
-    std::string target;               // member to clone from / follow / rewind from / candidate
-    std::vector<std::string> slots;   // SyncSlots / AdvanceSlots: members to keep a slot for
+    std::string target;              // member to clone from / follow / rewind from / candidate
+    std::vector<std::string> slots;  // SyncSlots / AdvanceSlots: members to keep a slot for
     std::vector<std::string> permanent_slots;  // ... and permanent physical slots (by name)
     std::optional<std::int64_t> lsn;  // ReleaseLock: optime to publish; WaitForCandidate: wanted
     std::uint64_t id = 0;             // long actions: assigned by step(), echoed in the result

@@ -63,7 +63,7 @@ struct NodeState {
     std::uint64_t next_action_id = 1;
     bool checkpoint_pending = false;  // promoted, post-promote CHECKPOINT not done yet
     std::optional<Handover> handover;
-    std::optional<MonoMs> released_lock_at;   // we deleted our own key (hand-over, timeout)
+    std::optional<MonoMs> released_lock_at;    // we deleted our own key (hand-over, timeout)
     std::optional<MonoMs> primary_down_since;  // holding the lock without a running primary
     // Slot upkeep: members last seen (epoch ms) for member_slots_ttl, and what was applied.
     std::map<std::string, std::int64_t> member_seen_ms;
@@ -71,8 +71,8 @@ struct NodeState {
     bool slots_applied = false;
     std::string slots_pm_start;
     std::int64_t slots_advanced_to = 0;
-    int history_timeline = 0;         // the timeline whose history we last wrote
-    std::string written_config;       // signature of the managed files we last wrote
+    int history_timeline = 0;    // the timeline whose history we last wrote
+    std::string written_config;  // signature of the managed files we last wrote
     bool config_written = false;
     // The DCS confirmed the key is ours (acquire/update) and we have not lost or released it.
     bool lock_held = false;
@@ -146,11 +146,11 @@ struct ActionResult {
     std::int64_t checkpoint_end_lsn = 0;
     // A long action's intermediate step: promote done, checkpoint still running.
     bool progress = false;
-    int timeline = 0;                 // WriteHistory: the timeline written
-    std::vector<std::string> slots;   // SyncSlots: applied (members, then permanent)
-    std::string pm_start;             // SyncSlots: postmaster start time they were checked at
-    std::int64_t advanced_to = 0;     // AdvanceSlots
-    std::string written_config;       // Reload, Start*, Follow, Restart: signature written
+    int timeline = 0;                // WriteHistory: the timeline written
+    std::vector<std::string> slots;  // SyncSlots: applied (members, then permanent)
+    std::string pm_start;            // SyncSlots: postmaster start time they were checked at
+    std::int64_t advanced_to = 0;    // AdvanceSlots
+    std::string written_config;      // Reload, Start*, Follow, Restart: signature written
     bool ok() const { return failure == Failure::None; }
 };
 
@@ -175,7 +175,8 @@ NodeState apply(const NodeState& state, const ActionResult& result, MonoMs now) 
 
 // The self-fencing deadline: when PostgreSQL must stop taking writes if the lease was not
 // renewed (lease_until - margin); nullopt = nothing to fence (not leader, or paused).
-std::optional<MonoMs> fence_deadline(const NodeState& state, const DynamicSettings& dynamic) noexcept;
+std::optional<MonoMs> fence_deadline(const NodeState& state,
+                                     const DynamicSettings& dynamic) noexcept;
 // The fence timer fired: if the deadline has passed and PostgreSQL may still take writes, the
 // plan is an immediate stop (pre-empting any action); otherwise nothing.
 StepResult fence(const NodeState& state,

@@ -111,11 +111,11 @@ struct PgQueryResult {
 // Everything observed locally in one cycle.
 struct PgObservation {
     bool data_dir_exists = false;
-    bool data_dir_empty = true;          // missing or empty
-    std::optional<std::string> sysid;    // from pg_control (pg_controldata)
-    std::string cluster_state;           // pg_controldata "Database cluster state"
-    int control_timeline = 0;            // "Latest checkpoint's TimeLineID"
-    std::int64_t checkpoint_lsn = 0;     // "Latest checkpoint location" (when read)
+    bool data_dir_empty = true;        // missing or empty
+    std::optional<std::string> sysid;  // from pg_control (pg_controldata)
+    std::string cluster_state;         // pg_controldata "Database cluster state"
+    int control_timeline = 0;          // "Latest checkpoint's TimeLineID"
+    std::int64_t checkpoint_lsn = 0;   // "Latest checkpoint location" (when read)
     // Where that checkpoint record ends (pg_waldump), only after a clean shutdown ("shut
     // down", "shut down in recovery"); else 0. A replica that received WAL up to here has
     // everything the stopped primary wrote (Patroni: the end of the shutdown checkpoint).

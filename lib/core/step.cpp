@@ -125,6 +125,11 @@ void track(NodeState& n, const Observation& o, bool leader_is_me) {
     } else if (!leader_is_me || running_primary(pg)) {
         n.primary_down_since.reset();
     }
+    // Another member took the lock we released: the hand-over is over, and so is the guard
+    // that kept us out of the race meanwhile.
+    if (o.cluster && o.cluster->is_locked() && o.cluster->leader->name != o.name) {
+        n.released_lock_at.reset();
+    }
     if (o.cluster) {
         for (const auto& m : o.cluster->members) {
             n.member_seen_ms[m.name] = o.now_epoch_ms;
@@ -184,10 +189,17 @@ Snapshot snapshot_of(const NodeState& n, const Observation& o, bool lock_lost) {
 // The switchover after our clean stop: wait for a candidate, then hand the key over.
 std::optional<Plan> handover_plan(const NodeState& n, const Observation& o, bool leader_is_me) {
     if (n.abort_switchover && leader_is_me) {
+        std::vector<Action> actions{act(ActionKind::UpdateLock), act(ActionKind::ClearFailover)};
+        if (o.pg.postmaster_running) {
+            return Plan{Role::Primary,
+                        std::move(actions),
+                        "switchover: " + *n.abort_switchover +
+                            "; keeping the leader lock and the running primary, clearing the "
+                            "request"};
+        }
+        actions.push_back(act(ActionKind::StartPrimary));
         return Plan{Role::Primary,
-                    {act(ActionKind::UpdateLock),
-                     act(ActionKind::ClearFailover),
-                     act(ActionKind::StartPrimary)},
+                    std::move(actions),
                     "switchover: " + *n.abort_switchover +
                         "; keeping the leader lock, clearing the request and starting as primary "
                         "again"};
@@ -221,8 +233,8 @@ void add_upkeep(NodeState& n, const Observation& o, bool leader_is_me, Plan& pla
     const auto& pg = o.pg;
     const bool use_slots = o.dynamic.postgresql.use_slots;
     const std::string pm_start = pg.query ? pg.query->postmaster_start_time : "";
-    const bool primary = leader_is_me && n.lock_held && n.role == Role::Primary &&
-                         running_primary(pg);
+    const bool primary =
+        leader_is_me && n.lock_held && n.role == Role::Primary && running_primary(pg);
     const bool replica = n.role == Role::Replica && n.following && pg.query &&
                          pg.query->in_recovery && pg.postmaster_running;
     if (use_slots && (primary || replica)) {
@@ -261,7 +273,8 @@ void add_scheduled_restart(const NodeState& n, const Observation& o, Plan& plan)
         return;
     }
     const std::int64_t loop_ms = static_cast<std::int64_t>(o.dynamic.loop_wait) * 1000;
-    if (!o.restart_scheduled_at_ms || o.now_epoch_ms > *o.restart_scheduled_at_ms + loop_ms * 3 / 2) {
+    if (!o.restart_scheduled_at_ms ||
+        o.now_epoch_ms > *o.restart_scheduled_at_ms + loop_ms * 3 / 2) {
         plan.actions.push_back(act(ActionKind::ClearScheduledRestart));
         plan.reason += "; dropping a stale or invalid scheduled restart";
         return;
@@ -453,17 +466,15 @@ StepResult step(const NodeState& state, const Observation& o) noexcept {
                 "renewed"};
     }
 
-    const bool preempting = n.in_flight && std::any_of(plan.actions.begin(),
-                                                       plan.actions.end(),
-                                                       [](const Action& a) {
-                                                           return a.kind == ActionKind::Demote;
-                                                       });
+    const bool preempting =
+        n.in_flight && std::any_of(plan.actions.begin(), plan.actions.end(), [](const Action& a) {
+            return a.kind == ActionKind::Demote;
+        });
     if (!n.in_flight || preempting) {
-        if (n.abort_switchover && std::any_of(plan.actions.begin(),
-                                              plan.actions.end(),
-                                              [](const Action& a) {
-                                                  return a.kind == ActionKind::ClearFailover;
-                                              })) {
+        if (n.abort_switchover &&
+            std::any_of(plan.actions.begin(), plan.actions.end(), [](const Action& a) {
+                return a.kind == ActionKind::ClearFailover;
+            })) {
             n.abort_switchover.reset();
             n.handover.reset();
             n.handover_to.reset();

@@ -47,7 +47,8 @@ const std::vector<Transition>& transitions() noexcept {
          "rejoining the new leader as a replica (start, pg_rewind or re-clone)"},
         {Role::Demoted,
          Role::Primary,
-         "a switchover could not hand over (no candidate, unclean stop), or the lock is ours again: "
+         "a switchover could not hand over (no candidate, unclean stop), or the lock is ours "
+         "again: "
          "started as primary"},
         {Role::Demoted, Role::Promoted, "took the leader lock again while in recovery: promoting"},
     };
@@ -64,14 +65,11 @@ const Transition* find_transition(Role from, Role to) noexcept {
 }
 
 std::string print_transitions() {
-    std::string out = "from            to              when\n";
-    auto pad = [](std::string_view s) {
-        std::string r(s);
-        r.resize(std::max<std::size_t>(r.size() + 1, 16), ' ');
-        return r;
-    };
+    // A Markdown table: readable in a terminal and pasted as is into the README.
+    std::string out = "| from | to | when |\n|---|---|---|\n";
     for (const auto& t : transitions()) {
-        out += pad(to_string(t.from)) + pad(to_string(t.to)) + std::string(t.when) + "\n";
+        out += "| " + std::string(to_string(t.from)) + " | " + std::string(to_string(t.to)) +
+               " | " + std::string(t.when) + " |\n";
     }
     return out;
 }

@@ -1,5 +1,6 @@
 #include "pg/config_files.hpp"
 
+#include "core/libpq_keywords.hpp"
 #include "core/pg_parameters.hpp"
 
 #include <algorithm>
@@ -367,29 +368,6 @@ std::optional<ProcStat> parse_proc_stat(std::string_view content) {
 
 namespace {
 
-constexpr std::array<std::string_view, 20> kDsnKeywords = {
-    "dbname",
-    "user",
-    "passfile",
-    "password",
-    "host",
-    "port",
-    "sslmode",
-    "sslcompression",
-    "sslcert",
-    "sslkey",
-    "sslpassword",
-    "sslrootcert",
-    "sslcrl",
-    "sslcrldir",
-    "application_name",
-    "krbsrvname",
-    "gssencmode",
-    "channel_binding",
-    "target_session_attrs",
-    "sslnegotiation",
-};
-
 std::string dsn_escape(std::string_view v) {
     std::string out;
     for (char c : v) {
@@ -473,7 +451,8 @@ std::uint32_t next_code_point(std::string_view s, std::size_t* i) {
 std::string format_dsn(const std::map<std::string, std::string>& params) {
     std::string out;
     const bool has_passfile = params.contains("passfile") && !params.at("passfile").empty();
-    for (std::string_view kw : kDsnKeywords) {
+    for (const core::LibpqKeyword& keyword : core::kDsnKeywords) {
+        const std::string_view kw = keyword.name;
         if ((kw == "password" && has_passfile) || (kw == "passfile" && !has_passfile)) {
             continue;
         }

@@ -91,12 +91,12 @@ std::optional<ProcStat> parse_proc_stat(std::string_view content);
 
 // ---- replication (issue 4) -------------------------------------------------------------------
 
-// A libpq keyword/value connection string in Patroni's format_dsn form: only the keywords below,
-// in this order, each `key=value` with ' \ and space escaped by a backslash (valid unquoted
-// libpq syntax); empty values are left out. `passfile` replaces `password` when present.
-// Keyword order: dbname user passfile|password host port sslmode sslcompression sslcert sslkey
-// sslpassword sslrootcert sslcrl sslcrldir application_name krbsrvname gssencmode channel_binding
-// target_session_attrs sslnegotiation.
+// A libpq keyword/value connection string in Patroni's format_dsn form: only the keywords below
+// (core::kDsnKeywords), in this order, each `key=value` with ' \ and space escaped by a backslash
+// (valid unquoted libpq syntax); empty values are left out. `passfile` replaces `password` when
+// present. Keyword order: dbname user passfile|password host port sslmode sslcompression sslcert
+// sslkey sslpassword sslrootcert sslcrl sslcrldir application_name krbsrvname gssencmode
+// channel_binding target_session_attrs sslnegotiation.
 std::string format_dsn(const std::map<std::string, std::string>& params);
 
 // primary_conninfo for a standby of host:port on PostgreSQL 15 (Patroni config.py

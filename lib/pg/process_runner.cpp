@@ -1,5 +1,8 @@
 #include "pg/process_runner.hpp"
 
+#include "asio/event.hpp"
+#include "asio/spawn.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -36,29 +39,7 @@ constexpr std::size_t kRecentlyReaped = 128;
 constexpr auto kGraceAfterKill = std::chrono::seconds(5);
 constexpr auto kDrainAfterExit = std::chrono::milliseconds(500);
 
-// A one-shot event awaited by one coroutine at a time: a timer that expires at the deadline
-// and is cancelled by set().
-class Event {
-public:
-    explicit Event(net::any_io_executor ex) : timer_(std::move(ex)) {}
-    void set() {
-        set_ = true;
-        timer_.cancel();
-    }
-    bool is_set() const noexcept { return set_; }
-    // True if set before `deadline`.
-    net::awaitable<bool> wait_until(Clock::time_point deadline) {
-        while (!set_ && Clock::now() < deadline) {
-            timer_.expires_at(deadline);
-            co_await timer_.async_wait(net::as_tuple(net::use_awaitable));
-        }
-        co_return set_;
-    }
-
-private:
-    net::steady_timer timer_;
-    bool set_ = false;
-};
+using async::Event;
 
 struct ExitWaiter {
     explicit ExitWaiter(net::any_io_executor ex) : exited(std::move(ex)) {}
@@ -94,19 +75,6 @@ net::awaitable<void> read_pipe(std::shared_ptr<PipeReader> reader) {
         }
     }
     reader->done.set();
-}
-
-void log_task_exception(std::exception_ptr e, const char* what) {
-    if (!e) {
-        return;
-    }
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-        spdlog::error("process runner: {} failed unexpectedly: {}", what, ex.what());
-    } catch (...) {
-        spdlog::error("process runner: {} failed unexpectedly", what);
-    }
 }
 
 std::vector<std::string> build_env(const std::map<std::string, std::string>& overrides) {
@@ -232,9 +200,7 @@ void ProcessRunner::start_reaping() {
     }
     state_->signals.add(SIGCHLD);
     state_->reaping = true;
-    net::co_spawn(state_->ex, reap_loop(state_), [](std::exception_ptr e) {
-        log_task_exception(e, "SIGCHLD handler");
-    });
+    async::spawn_logged(state_->ex, reap_loop(state_), "process runner: SIGCHLD handler");
     // Children that exited before the handler existed would otherwise wait for the next signal.
     state_->reap_all();
 }
@@ -328,9 +294,7 @@ net::awaitable<CommandResult> ProcessRunner::run(std::vector<std::string> argv,
     auto waiter = std::make_shared<ExitWaiter>(ex);
     state_->waiters[pid] = waiter;
     auto reader = std::make_shared<PipeReader>(ex, fds[0]);
-    net::co_spawn(ex, read_pipe(reader), [](std::exception_ptr e) {
-        log_task_exception(e, "output reader");
-    });
+    async::spawn_logged(ex, read_pipe(reader), "process runner: output reader");
 
     const auto deadline = Clock::now() + timeout;
     if (!co_await waiter->exited.wait_until(deadline)) {

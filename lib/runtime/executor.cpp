@@ -1,10 +1,9 @@
 // Executes a plan's actions: the short ones inline, returning typed results; the long ones
 // spawned (one tracked by the core at a time), their results folded back with core::apply.
-#include "runtime/executor_internal.hpp"
-
 #include "dcs/dcs.hpp"
 #include "pg/config_files.hpp"
 #include "pg/pg_control.hpp"
+#include "runtime/executor_internal.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -59,7 +58,8 @@ net::awaitable<core::ActionResult> write_history(Runtime& rt, core::ActionResult
     const int tl = pg.query->timeline;
     auto lines = co_await rt.pg.read_timeline_history(tl);
     if (!lines) {
-        co_return failed(std::move(r), core::Failure::Failed, "reading the timeline history failed");
+        co_return failed(
+            std::move(r), core::Failure::Failed, "reading the timeline history failed");
     }
     nlohmann::json out = nlohmann::json::array();
     int max_known = 0;
@@ -79,7 +79,7 @@ net::awaitable<core::ActionResult> write_history(Runtime& rt, core::ActionResult
             out.push_back({h.timeline,
                            h.lsn,
                            h.reason,
-                           core::format_iso8601(rt.now_epoch_ms()),
+                           core::format_iso8601_utc(rt.now_epoch_ms()),
                            rt.settings.name});
         }
     }
@@ -216,9 +216,14 @@ net::awaitable<void> Executor::run_long(std::shared_ptr<Runtime> rt, core::Actio
         rt->executor.idle_->set();
     }
     if (action.request != 0) {
+        // Patroni's answers: only a restart is awaited by its HTTP request.
+        const std::string what(core::to_string(action.kind));
         rt->bridge.answer(action.request,
-                          r.ok() ? rest::ActionOutcome{200, "restarted successfully"}
-                                 : rest::ActionOutcome{503, "restart failed"});
+                          r.ok() ? rest::ActionOutcome{200,
+                                                       action.kind == core::ActionKind::Restart
+                                                           ? "restarted successfully"
+                                                           : what + " done"}
+                                 : rest::ActionOutcome{503, what + " failed"});
     }
     rt->publisher.show(std::nullopt);
     rt->apply(r);

@@ -72,10 +72,11 @@ void Runtime::set_state(core::NodeState next) {
                          core::to_string(next.role),
                          t->when);
         } else {
-            spdlog::error("transition from \"{}\" to \"{}\" is not in the transition table "
-                          "(a bug): please report it",
-                          core::to_string(state.role),
-                          core::to_string(next.role));
+            spdlog::error(
+                "transition from \"{}\" to \"{}\" is not in the transition table "
+                "(a bug): please report it",
+                core::to_string(state.role),
+                core::to_string(next.role));
         }
     }
     state = std::move(next);
@@ -84,9 +85,14 @@ void Runtime::set_state(core::NodeState next) {
 
 void Runtime::apply(const core::ActionResult& result) {
     const bool was_in_flight = state.in_flight && state.in_flight->id == result.id;
+    const bool handover =
+        was_in_flight && result.ok() &&
+        ((result.kind == core::ActionKind::Demote && state.in_flight->release_lock) ||
+         result.kind == core::ActionKind::WaitForCandidate);
     set_state(core::apply(state, result, now()));
     publisher.publish();
     if (was_in_flight && !result.progress) {
+        quick_step = quick_step || handover;
         wakeup();
     }
 }
@@ -119,8 +125,24 @@ struct HaLoop::Impl {
         rt->apply(r);
     }
 
+    std::optional<core::Observation> last_obs;
+
     net::awaitable<void> cycle() {
-        core::Observation obs = co_await rt->observer.observe();
+        core::Observation obs;
+        if (rt->quick_step && last_obs) {
+            rt->quick_step = false;
+            obs = *last_obs;
+            obs.pg = rt->observer.pg();
+            obs.now_epoch_ms = rt->now_epoch_ms();
+            obs.requests = rt->bridge.take_requests();
+        } else {
+            rt->quick_step = false;
+            obs = co_await rt->observer.observe();
+        }
+        last_obs = obs;
+        last_obs->probes.reset();
+        last_obs->requests.clear();
+        last_obs->lock_lost = false;
         for (int attempt = 0; attempt < 4; ++attempt) {
             obs.now = rt->now();
             core::StepResult r = core::step(rt->state, obs);
@@ -225,7 +247,8 @@ struct HaLoop::Impl {
         });
         while (!rt->shutdown_requested) {
             const core::MonoMs cycle_start = rt->now();
-            next_run = cycle_start + static_cast<core::MonoMs>(rt->observer.dynamic().loop_wait) * 1000;
+            next_run =
+                cycle_start + static_cast<core::MonoMs>(rt->observer.dynamic().loop_wait) * 1000;
             rt->publisher.set_next_run(next_run);
             rt->wake_pending = false;
             try {
@@ -268,9 +291,10 @@ struct HaLoop::Impl {
         rt->observer.set_pg(co_await rt->pg.observe());
         if (rt->observer.pg().postmaster_running) {
             rt->publisher.show(core::PgState::Stopping);
-            const auto lsn = rt->observer.pg().query && !rt->observer.pg().query->in_recovery
-                                 ? std::optional<std::int64_t>(rt->observer.pg().query->wal_location)
-                                 : std::nullopt;
+            const auto lsn =
+                rt->observer.pg().query && !rt->observer.pg().query->in_recovery
+                    ? std::optional<std::int64_t>(rt->observer.pg().query->wal_location)
+                    : std::nullopt;
             if (auto err = co_await rt->pg.stop(pg::StopMode::Fast, std::chrono::seconds(60))) {
                 spdlog::error("shutdown: {}; keeping the leader key", err->message);
                 rt->dcs.stop();

@@ -288,7 +288,9 @@ net::awaitable<ActionResult> create_replica(std::shared_ptr<Runtime> rt,
     co_return co_await start_replica(rt, leader, std::move(r));
 }
 
-net::awaitable<ActionResult> follow(std::shared_ptr<Runtime> rt, std::string leader, ActionResult r) {
+net::awaitable<ActionResult> follow(std::shared_ptr<Runtime> rt,
+                                    std::string leader,
+                                    ActionResult r) {
     if (auto err = co_await write_files(rt,
                                         replica_files(rt->settings,
                                                       rt->observer.dynamic(),
@@ -305,7 +307,9 @@ net::awaitable<ActionResult> follow(std::shared_ptr<Runtime> rt, std::string lea
     co_return r;
 }
 
-net::awaitable<ActionResult> rewind(std::shared_ptr<Runtime> rt, std::string leader, ActionResult r) {
+net::awaitable<ActionResult> rewind(std::shared_ptr<Runtime> rt,
+                                    std::string leader,
+                                    ActionResult r) {
     auto addr = member_address(*rt, leader);
     if (!addr) {
         co_return failed(std::move(r), Failure::SourceUnreachable, "no address for " + leader);

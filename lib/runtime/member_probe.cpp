@@ -1,6 +1,7 @@
 #include "runtime/member_probe.hpp"
 
-#include "dcs/async_util.hpp"
+#include "asio/event.hpp"
+#include "asio/spawn.hpp"
 #include "dcs/http_client.hpp"
 #include "dcs/patroni_values.hpp"
 
@@ -28,18 +29,10 @@ std::int64_t int_of(const json& j, const char* key) {
 }
 
 struct Gather {
+    Gather(net::any_io_executor ex, std::size_t n) : done(std::move(ex), n) { results.resize(n); }
     std::vector<core::MemberProbe> results;
-    std::size_t pending = 0;
-    net::steady_timer done;
-    explicit Gather(net::any_io_executor ex) : done(ex) {}
+    async::Countdown done;
 };
-
-void count_done(Gather& g) {
-    if (--g.pending == 0) {
-        // Expire (not just cancel) so that a wait that has not started yet returns at once.
-        g.done.expires_at(net::steady_timer::time_point::min());
-    }
-}
 
 net::awaitable<void> probe_into(std::shared_ptr<Gather> g,
                                 std::size_t index,
@@ -47,18 +40,17 @@ net::awaitable<void> probe_into(std::shared_ptr<Gather> g,
                                 core::Member member,
                                 std::chrono::milliseconds timeout) {
     g->results[index] = co_await probe_member(ex, std::move(member), timeout);
-    count_done(*g);
 }
 
 // Completion of one probe_into: an exception (a bug: probes report failures as values) is
-// logged, the member stays unreachable, and the latch still counts it.
+// logged, the member stays unreachable, and the countdown still counts it.
 struct ProbeDone {
     std::shared_ptr<Gather> g;
     void operator()(const std::exception_ptr& e) const {
         if (e) {
-            dcs::LogTaskException{"member probe"}(e);
-            count_done(*g);
+            async::log_exception("member probe", e);
         }
+        g->done.arrive();
     }
 };
 
@@ -133,19 +125,14 @@ net::awaitable<core::MemberProbe> probe_member(net::any_io_executor ex,
 net::awaitable<std::vector<core::MemberProbe>> probe_members(net::any_io_executor ex,
                                                              std::vector<core::Member> members,
                                                              std::chrono::milliseconds timeout) {
-    auto g = std::make_shared<Gather>(ex);
-    g->results.resize(members.size());
-    g->pending = members.size();
-    if (members.empty()) {
-        co_return g->results;
-    }
-    // Every probe has its own deadline; the latch waits a little longer than that at most.
-    g->done.expires_after(timeout + std::chrono::milliseconds(500));
+    auto g = std::make_shared<Gather>(ex, members.size());
     for (std::size_t i = 0; i < members.size(); ++i) {
         g->results[i].name = members[i].name;
         net::co_spawn(ex, probe_into(g, i, ex, members[i], timeout), ProbeDone{g});
     }
-    co_await g->done.async_wait(net::as_tuple(net::use_awaitable));
+    // Every probe has its own deadline; the countdown waits a little longer than that at most.
+    co_await g->done.done().wait_until(std::chrono::steady_clock::now() + timeout +
+                                       std::chrono::milliseconds(500));
     co_return g->results;
 }
 

@@ -26,9 +26,8 @@ void Observer::apply_dynamic_config() {
     auto parsed = config::parse_dynamic_json(*cluster_->config_json, dynamic_);
     for (const auto& p : parsed.problems) {
         if (p.severity == config::Problem::Severity::Error) {
-            spdlog::error("dynamic configuration: {}: {}; keeping the last good value",
-                          p.path,
-                          p.message);
+            spdlog::error(
+                "dynamic configuration: {}: {}; keeping the last good value", p.path, p.message);
         } else {
             spdlog::warn("dynamic configuration: {}: {}", p.path, p.message);
         }

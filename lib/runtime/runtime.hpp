@@ -2,6 +2,8 @@
 // anything: core::step()/apply() do; these observe, execute, publish and bridge the REST API.
 #pragma once
 
+#include "asio/event.hpp"
+#include "asio/spawn.hpp"
 #include "core/node_state.hpp"
 #include "core/settings.hpp"
 #include "runtime/ha_loop.hpp"
@@ -32,25 +34,8 @@ namespace pgwarden::runtime {
 
 namespace net = boost::asio;
 
-// A one-shot event: waiters resume once set() is called (or at once if it was).
-class Event {
-public:
-    explicit Event(net::any_io_executor ex);
-    void set();
-    bool is_set() const { return set_; }
-    net::awaitable<void> wait();
-
-private:
-    net::steady_timer timer_;
-    bool set_ = false;
-};
-
-// Spawns `task` on `ex`; an exception escaping it is logged with what() and `on_error` runs
-// (the daemon escalates: a throw that escapes the runtime is a bug, STYLE.md point 11).
-void spawn_logged(net::any_io_executor ex,
-                  net::awaitable<void> task,
-                  std::string name,
-                  std::function<void()> on_error);
+using async::Event;
+using async::spawn_logged;
 
 struct Runtime;
 
@@ -128,10 +113,10 @@ public:
     explicit ApiBridge(Runtime& rt);
 
     net::awaitable<rest::ApiResult<core::Cluster>> read_cluster() override;
-    net::awaitable<rest::ApiResult<bool>> write_failover(std::string json,
-                                                         std::optional<std::int64_t> version) override;
-    net::awaitable<rest::ApiResult<bool>> write_config(std::string json,
-                                                       std::optional<std::int64_t> version) override;
+    net::awaitable<rest::ApiResult<bool>> write_failover(
+        std::string json, std::optional<std::int64_t> version) override;
+    net::awaitable<rest::ApiResult<bool>> write_config(
+        std::string json, std::optional<std::int64_t> version) override;
     net::awaitable<core::MemberProbe> probe_member(core::Member member) override;
     net::awaitable<std::shared_ptr<const core::NodeStatus>> fresh_status() override;
     void wakeup() override;
@@ -229,6 +214,11 @@ struct Runtime : std::enable_shared_from_this<Runtime> {
 
     net::steady_timer wake_timer;
     bool wake_pending = false;
+    // A switchover hand-over step finished (clean stop, candidate found): the next step reuses
+    // the last observation instead of reading the DCS and PostgreSQL again, so the hand-over
+    // does not wait on two more full observations. Its lock operations check ownership in the
+    // DCS themselves.
+    bool quick_step = false;
     bool shutdown_requested = false;
     std::optional<int> exit_code;
 };

@@ -1,52 +1,12 @@
-// Calendar and timestamp text for the REST API: days_from_civil, the HTTP Date header and the
-// ISO 8601 timestamps of scheduled switchovers and restarts (parse_iso8601, format_iso8601).
+// The HTTP Date header (ISO 8601 and the calendar arithmetic are core/iso8601.hpp).
 #include "runtime/rest/calendar.hpp"
 
 #include "runtime/rest/handlers.hpp"
-#include "runtime/rest/parse_util.hpp"
 #include "runtime/rest/unsafe.hpp"
 
 #include <cstdio>
 
 namespace pgwarden::rest {
-
-namespace {
-
-bool is_leap(int y) {
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int days_in_month(int y, int m) {
-    static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : kDays[m - 1];
-}
-
-// Reads exactly n digits at s[pos]; advances pos.
-std::optional<int> digits(std::string_view s, std::size_t& pos, std::size_t n) {
-    if (pos + n > s.size()) {
-        return std::nullopt;
-    }
-    int v = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        if (!is_digit(s[pos + i])) {
-            return std::nullopt;
-        }
-        v = v * 10 + (s[pos + i] - '0');
-    }
-    pos += n;
-    return v;
-}
-
-}  // namespace
-
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2 ? 1 : 0;
-    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const auto yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
 
 std::string http_date(std::int64_t epoch_seconds) {
     static constexpr const char* kDays[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
@@ -82,136 +42,6 @@ std::string http_date(std::int64_t epoch_seconds) {
                   static_cast<int>((secs / 60) % 60),
                   static_cast<int>(secs % 60));
     return buf;
-}
-
-std::int64_t IsoTimestamp::epoch_seconds() const {
-    const std::int64_t days =
-        days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-    return days * 86400 + hour * 3600 + minute * 60 + second -
-           static_cast<std::int64_t>(offset_minutes.value_or(0)) * 60;
-}
-
-std::optional<IsoTimestamp> parse_iso8601(std::string_view text) {
-    const std::string_view s = strip(text);
-    IsoTimestamp ts;
-    std::size_t pos = 0;
-    auto expect = [&](char c) {
-        if (pos < s.size() && s[pos] == c) {
-            ++pos;
-            return true;
-        }
-        return false;
-    };
-    const auto year = digits(s, pos, 4);
-    if (!year || !expect('-')) {
-        return std::nullopt;
-    }
-    const auto month = digits(s, pos, 2);
-    if (!month || !expect('-')) {
-        return std::nullopt;
-    }
-    const auto day = digits(s, pos, 2);
-    if (!day || *year < 1 || *month < 1 || *month > 12 || *day < 1 ||
-        *day > days_in_month(*year, *month)) {
-        return std::nullopt;
-    }
-    ts.year = *year;
-    ts.month = *month;
-    ts.day = *day;
-    if (pos < s.size() && (s[pos] == 'T' || s[pos] == 't' || s[pos] == ' ')) {
-        ++pos;
-        const auto hour = digits(s, pos, 2);
-        if (!hour || !expect(':')) {
-            return std::nullopt;
-        }
-        const auto minute = digits(s, pos, 2);
-        if (!minute || *hour > 23 || *minute > 59) {
-            return std::nullopt;
-        }
-        ts.hour = *hour;
-        ts.minute = *minute;
-        if (expect(':')) {
-            const auto second = digits(s, pos, 2);
-            if (!second || *second > 59) {
-                return std::nullopt;
-            }
-            ts.second = *second;
-            if (pos < s.size() && (s[pos] == '.' || s[pos] == ',')) {
-                ++pos;
-                std::size_t n = 0;
-                int micro = 0;
-                while (pos < s.size() && is_digit(s[pos])) {
-                    if (n < 6) {
-                        micro = micro * 10 + (s[pos] - '0');
-                    }
-                    ++n;
-                    ++pos;
-                }
-                if (n == 0 || n > 9) {
-                    return std::nullopt;
-                }
-                for (std::size_t k = n; k < 6; ++k) {
-                    micro *= 10;
-                }
-                ts.microsecond = micro;
-            }
-        }
-        if (pos < s.size()) {
-            if (s[pos] == 'Z' || s[pos] == 'z') {
-                ++pos;
-                ts.offset_minutes = 0;
-            } else if (s[pos] == '+' || s[pos] == '-') {
-                const int sign = s[pos] == '-' ? -1 : 1;
-                ++pos;
-                const auto oh = digits(s, pos, 2);
-                if (!oh) {
-                    return std::nullopt;
-                }
-                int om = 0;
-                if (pos < s.size()) {
-                    expect(':');
-                    const auto m = digits(s, pos, 2);
-                    if (!m || *m > 59) {
-                        return std::nullopt;
-                    }
-                    om = *m;
-                }
-                if (*oh > 23) {
-                    return std::nullopt;
-                }
-                ts.offset_minutes = sign * (*oh * 60 + om);
-            }
-        }
-    }
-    if (pos != s.size()) {
-        return std::nullopt;
-    }
-    return ts;
-}
-
-std::string format_iso8601(const IsoTimestamp& ts) {
-    char buf[64];
-    std::snprintf(buf,
-                  sizeof buf,
-                  "%04d-%02d-%02dT%02d:%02d:%02d",
-                  ts.year,
-                  ts.month,
-                  ts.day,
-                  ts.hour,
-                  ts.minute,
-                  ts.second);
-    std::string out = buf;
-    if (ts.microsecond != 0) {
-        std::snprintf(buf, sizeof buf, ".%06d", ts.microsecond);
-        out += buf;
-    }
-    if (ts.offset_minutes) {
-        const int off = *ts.offset_minutes;
-        const int a = off < 0 ? -off : off;
-        std::snprintf(buf, sizeof buf, "%c%02d:%02d", off < 0 ? '-' : '+', a / 60, a % 60);
-        out += buf;
-    }
-    return out;
 }
 
 }  // namespace pgwarden::rest

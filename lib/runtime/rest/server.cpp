@@ -1,5 +1,7 @@
 #include "runtime/rest/server.hpp"
 
+#include "asio/spawn.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -82,21 +84,6 @@ bool is_power_of_two(std::uint64_t n) {
 
 // Completion handler for every spawned coroutine: an escaping exception is a bug, logged loudly
 // (never asio::detached, which would swallow it).
-void spawn_logged(const net::any_io_executor& ex, net::awaitable<void> task, const char* name) {
-    net::co_spawn(ex, std::move(task), [name](const std::exception_ptr& e) {
-        if (!e) {
-            return;
-        }
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            spdlog::error("rest: task {} failed with an exception: {}", name, x.what());
-        } catch (...) {
-            spdlog::error("rest: task {} failed with an unknown exception", name);
-        }
-    });
-}
-
 std::string peer_address(const tcp::socket& socket) {
     boost::system::error_code ec;
     const auto ep = socket.remote_endpoint(ec);
@@ -362,8 +349,9 @@ net::awaitable<void> accept_loop(std::shared_ptr<detail::ServerImpl> impl) {
         }
         ++impl->per_ip[peer];
         ++impl->open;
-        spawn_logged(
-            impl->ex, run_session(impl, std::move(socket), std::move(peer)), "rest-session");
+        async::spawn_logged(impl->ex,
+                            run_session(impl, std::move(socket), std::move(peer)),
+                            "rest: task rest-session");
     }
 }
 
@@ -533,7 +521,7 @@ boost::system::error_code Server::start() {
                  impl.port,
                  impl.max_connections,
                  impl.opts.max_connections_per_ip);
-    spawn_logged(impl.ex, accept_loop(impl_), "rest-accept");
+    async::spawn_logged(impl.ex, accept_loop(impl_), "rest: task rest-accept");
     return {};
 }
 

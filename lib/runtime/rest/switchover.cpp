@@ -1,5 +1,7 @@
 // POST /switchover, POST /failover, DELETE /switchover: validation (Patroni's
 // is_failover_possible with candidate probes), the failover key, polling for the outcome.
+#include "asio/event.hpp"
+#include "asio/spawn.hpp"
 #include "runtime/rest/dcs_values.hpp"
 #include "runtime/rest/endpoints.hpp"
 #include "runtime/rest/python_value.hpp"
@@ -33,36 +35,36 @@ std::string title(const std::string& action) {  // "switchover" -> "Switchover"
 
 // Shared between the probe completions and the waiting handler (one thread: no locking).
 struct ProbeState {
-    explicit ProbeState(const net::any_io_executor& ex) : done(ex) {}
-    std::size_t pending = 0;
+    ProbeState(const net::any_io_executor& ex, std::size_t n) : done(ex), pending(n) {}
+    async::Event done;  // set once one is a good candidate, or all have answered
+    std::size_t pending;
     bool any_good = false;
-    net::steady_timer done;
 };
 
 // Probes the members in parallel (each probe has its own 2 s deadline); true as soon as one is a
 // good candidate: reachable, not nofailover, watchdog not failed (failover_limitation() is None).
 net::awaitable<bool> any_good_candidate(std::vector<core::Member> members, Env env) {
     const auto ex = co_await net::this_coro::executor;
-    auto state = std::make_shared<ProbeState>(ex);
-    state->pending = members.size();
+    auto state = std::make_shared<ProbeState>(ex, members.size());
+    if (members.empty()) {
+        co_return false;
+    }
     for (auto& m : members) {
         net::co_spawn(ex,
                       env.actions->probe_member(std::move(m)),
                       [state](const std::exception_ptr& e, core::MemberProbe p) {
-                          if (!e && p.reachable && !p.nofailover && !p.watchdog_failed) {
+                          if (e) {
+                              async::log_exception("rest: candidate probe", e);
+                          } else if (p.reachable && !p.nofailover && !p.watchdog_failed) {
                               state->any_good = true;
                           }
-                          --state->pending;
-                          state->done.cancel();
+                          if (--state->pending == 0 || state->any_good) {
+                              state->done.set();
+                          }
                       });
     }
-    state->done.expires_after(env.options.probe_wait);
-    while (state->pending > 0 && !state->any_good) {
-        auto [ec] = co_await state->done.async_wait(net::as_tuple(net::use_awaitable));
-        if (!ec) {
-            break;  // overall deadline: the missing ones count as unreachable
-        }
-    }
+    // Overall deadline: the missing ones count as unreachable.
+    co_await state->done.wait_until(std::chrono::steady_clock::now() + env.options.probe_wait);
     co_return state->any_good;
 }
 

@@ -14,6 +14,8 @@
 // - A non-string postgres_version is a 400 "Invalid PostgreSQL version: ..." (Patroni raises).
 #pragma once
 
+#include "core/iso8601.hpp"
+
 #include "core/node_status.hpp"
 #include "core/settings.hpp"
 #include "runtime/rest/api_actions.hpp"
@@ -59,31 +61,10 @@ boost::asio::awaitable<Response> handle_unsafe(Request req,
                                                core::RestApiSettings settings,
                                                UnsafeOptions options = {});
 
-// A timestamp parsed by parse_iso8601.
-struct IsoTimestamp {
-    int year = 1970;
-    int month = 1;
-    int day = 1;
-    int hour = 0;
-    int minute = 0;
-    int second = 0;
-    int microsecond = 0;
-    std::optional<int> offset_minutes;  // nullopt: no timezone given
-
-    // Seconds since the epoch in UTC (the local time itself when there is no timezone).
-    std::int64_t epoch_seconds() const;
-};
-
-// Strict ISO 8601 / RFC 3339 subset, what patronictl sends (Python's isoformat()) and what an
-// operator types: YYYY-MM-DD, optionally followed by 'T', 't' or ' ' and HH:MM[:SS[.f...]]
-// (fraction '.' or ',' 1-9 digits, truncated to microseconds), optionally followed by 'Z', 'z',
-// +HH, +HH:MM or +HHMM (also '-'). Surrounding whitespace is ignored. Field ranges are checked
-// (month, day of month with leap years, 23:59:59, offset below 24 h). nullopt when unparsable.
-std::optional<IsoTimestamp> parse_iso8601(std::string_view text);
-
-// Python's datetime.isoformat(): "2024-08-28T19:39:26+02:00", ".ffffff" only when non-zero,
-// no offset suffix when there is no timezone.
-std::string format_iso8601(const IsoTimestamp& ts);
+// ISO 8601: the one parser and formatter, in core.
+using core::format_iso8601;
+using core::IsoTimestamp;
+using core::parse_iso8601;
 
 // Patroni's postgres_version_to_int: "X.Y.Z" or "X.Y" (X >= 10) -> 90503 / 100001. On failure
 // nullopt and *error (if given) = Patroni's message ("Invalid PostgreSQL version: a.b.c" or

@@ -103,6 +103,14 @@ std::optional<std::string> EtcdBackend::get(const std::string& scope,
     return unbase64(kv.value("value", ""));
 }
 
+void EtcdBackend::put(const std::string& scope,
+                      const std::string& key,
+                      const std::string& value) const {
+    json req = {{"key", base64("/service/" + scope + "/" + key)}, {"value", base64(value)}};
+    auto r = t::http_request("127.0.0.1", etcd_->client_port(), "POST", "/v3/kv/put", req.dump());
+    REQUIRE(r.status == 200);
+}
+
 ConsulBackend::ConsulBackend(t::ConsulOptions options, std::string token)
     : token_(std::move(token)), management_(options.acl_master_token) {
     consul_ = std::make_unique<t::ConsulServer>(std::move(options));
@@ -143,6 +151,18 @@ std::optional<std::string> ConsulBackend::get(const std::string& scope,
         *owner = e.contains("Session") ? e["Session"].get<std::string>() : "";
     }
     return e["Value"].is_string() ? unbase64(e["Value"].get<std::string>()) : std::string();
+}
+
+void ConsulBackend::put(const std::string& scope,
+                        const std::string& key,
+                        const std::string& value) const {
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!management_.empty()) {
+        headers.emplace_back("X-Consul-Token", management_);
+    }
+    auto r = t::http_request(
+        "127.0.0.1", consul_->port(), "PUT", "/v1/kv/service/" + scope + "/" + key, value, headers);
+    REQUIRE(r.status == 200);
 }
 
 // ---- nodes ---------------------------------------------------------------------------------

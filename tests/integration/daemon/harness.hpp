@@ -32,6 +32,10 @@ public:
     virtual std::optional<std::string> get(const std::string& scope,
                                            const std::string& key,
                                            std::string* owner = nullptr) const = 0;
+    // Writes a key under /service/<scope>/ directly, as a foreign writer would (no session).
+    virtual void put(const std::string& scope,
+                     const std::string& key,
+                     const std::string& value) const = 0;
 };
 
 class EtcdBackend final : public Backend {
@@ -42,6 +46,9 @@ public:
     std::optional<std::string> get(const std::string& scope,
                                    const std::string& key,
                                    std::string* owner = nullptr) const override;
+    void put(const std::string& scope,
+             const std::string& key,
+             const std::string& value) const override;
 
 private:
     std::unique_ptr<t::EtcdServer> etcd_;
@@ -55,6 +62,9 @@ public:
     std::optional<std::string> get(const std::string& scope,
                                    const std::string& key,
                                    std::string* owner = nullptr) const override;
+    void put(const std::string& scope,
+             const std::string& key,
+             const std::string& value) const override;
     const t::ConsulServer& server() const { return *consul_; }
     // GET on the Consul HTTP API (with the management token when ACLs are on).
     t::HttpResult http(const std::string& target) const;

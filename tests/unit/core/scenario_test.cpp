@@ -1,6 +1,7 @@
 // Runs every scenario file in tests/scenarios/ against core::step() and core::apply(): a
 // sequence of observation edits and action results, each followed by the expected plan (role,
 // actions, reason) and state. The format is described in tests/scenarios/README.md.
+#include "core/iso8601.hpp"
 #include "core/node_state.hpp"
 
 #include <catch2/catch.hpp>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -86,10 +88,9 @@ Member member_of(const YAML::Node& n) {
     m.name = n["name"].as<std::string>();
     m.role = n["role"] ? n["role"].as<std::string>() : "replica";
     m.state = n["state"] ? n["state"].as<std::string>() : "running";
-    m.conn_url = n["conn_url"] ? n["conn_url"].as<std::string>()
-                               : "postgres://127.0.0.1:5432/postgres";
-    m.api_url = n["api_url"] ? n["api_url"].as<std::string>()
-                             : "http://127.0.0.1:8008/patroni";
+    m.conn_url =
+        n["conn_url"] ? n["conn_url"].as<std::string>() : "postgres://127.0.0.1:5432/postgres";
+    m.api_url = n["api_url"] ? n["api_url"].as<std::string>() : "http://127.0.0.1:8008/patroni";
     if (n["timeline"]) {
         m.timeline = n["timeline"].as<int>();
     }
@@ -97,8 +98,19 @@ Member member_of(const YAML::Node& n) {
         m.xlog_location = n["wal"].as<std::int64_t>();
     }
     set_if(n, "nofailover", m.nofailover);
+    set_if(n, "clonefrom", m.clonefrom);
     set_if(n, "checkpoint_after_promote_pending", m.checkpoint_after_promote_pending);
     return m;
+}
+
+// The failover key's scheduled_at as the runtime's observer reads it.
+void schedule_of(Observation& o) {
+    o.failover_scheduled_at_ms.reset();
+    o.failover_schedule_invalid = false;
+    if (o.cluster && o.cluster->failover && o.cluster->failover->scheduled_at) {
+        o.failover_scheduled_at_ms = parse_iso8601_ms(*o.cluster->failover->scheduled_at);
+        o.failover_schedule_invalid = !o.failover_scheduled_at_ms;
+    }
 }
 
 void edit_cluster(std::optional<Cluster>& c, const YAML::Node& n) {
@@ -219,6 +231,7 @@ void edit_observation(Observation& o, const YAML::Node& n) {
     if (n["cluster"]) {
         edit_cluster(o.cluster, n["cluster"]);
     }
+    schedule_of(o);
     if (n["pg"]) {
         edit_pg(o.pg, n["pg"]);
     }
@@ -235,6 +248,7 @@ void edit_observation(Observation& o, const YAML::Node& n) {
                 set_if(p, "wal", m.wal_position);
                 set_if(p, "timeline", m.timeline);
                 set_if(p, "nofailover", m.nofailover);
+                set_if(p, "failover_priority", m.failover_priority);
                 m.state = p["state"] ? p["state"].as<std::string>() : "running";
                 o.probes->push_back(m);
             }
@@ -267,18 +281,20 @@ void edit_observation(Observation& o, const YAML::Node& n) {
     }
     if (n["tags"]) {
         set_if(n["tags"], "nofailover", o.tags.nofailover);
+        set_if(n["tags"], "failover_priority", o.tags.failover_priority);
     }
     set_if(n, "use_pg_rewind", o.use_pg_rewind);
-    set_if(n, "remove_data_directory_on_rewind_failure",
-           o.remove_data_directory_on_rewind_failure);
-    set_if(n, "remove_data_directory_on_diverged_timelines",
+    set_if(n, "remove_data_directory_on_rewind_failure", o.remove_data_directory_on_rewind_failure);
+    set_if(n,
+           "remove_data_directory_on_diverged_timelines",
            o.remove_data_directory_on_diverged_timelines);
     set_if(n, "desired_config", o.desired_config);
     o.lock_lost = n["lock_lost"] && n["lock_lost"].as<bool>();
     o.requests.clear();
     if (n["requests"]) {
         for (const auto& r : n["requests"]) {
-            o.requests.push_back({r["id"].as<std::uint64_t>(), request_of(r["kind"].as<std::string>())});
+            o.requests.push_back(
+                {r["id"].as<std::uint64_t>(), request_of(r["kind"].as<std::string>())});
         }
     }
     if (n["restart_at"]) {
@@ -317,8 +333,8 @@ std::vector<std::string> check_state(const NodeState& s, const YAML::Node& n) {
     std::vector<std::string> diffs;
     auto expect = [&](const char* key, const std::string& actual) {
         if (n[key] && n[key].as<std::string>() != actual) {
-            diffs.push_back(std::string(key) + ": expected " + n[key].as<std::string>() +
-                            ", got " + actual);
+            diffs.push_back(std::string(key) + ": expected " + n[key].as<std::string>() + ", got " +
+                            actual);
         }
     };
     expect("role", std::string(to_string(s.role)));
@@ -341,13 +357,62 @@ struct Outcome {
     std::set<std::string> reasons;
 };
 
+// Checks one step's result (step() or fence()) against its `expect:` and moves the state on.
+void check_step(Outcome& out,
+                const std::string& where,
+                NodeState& state,
+                const StepResult& r,
+                const YAML::Node& expect) {
+    const YAML::Node e = expect ? expect : YAML::Node(YAML::NodeType::Map);
+    const std::string actions = describe(r.plan.actions);
+    out.reasons.insert(r.plan.reason);
+    if (e["actions"] && e["actions"].as<std::string>() != actions) {
+        out.failures.push_back(where + ": actions: expected \"" + e["actions"].as<std::string>() +
+                               "\", got \"" + actions + "\"");
+    }
+    if (e["reason"] && e["reason"].as<std::string>() != r.plan.reason) {
+        out.failures.push_back(where + ": reason: expected \"" + e["reason"].as<std::string>() +
+                               "\", got \"" + r.plan.reason + "\"");
+    }
+    if (e["role"] && role_of(e["role"].as<std::string>()) != r.plan.role) {
+        out.failures.push_back(where + ": role: expected " + e["role"].as<std::string>() +
+                               ", got " + std::string(to_string(r.plan.role)));
+    }
+    if (e["retry_soon"] && e["retry_soon"].as<bool>() != r.plan.retry_soon) {
+        out.failures.push_back(where + ": retry_soon differs");
+    }
+    if (e["answers"]) {
+        std::string got;
+        for (const auto& a : r.answers) {
+            got += (got.empty() ? "" : "; ") + std::to_string(a.id) + ": " + a.message;
+        }
+        if (e["answers"].as<std::string>() != got) {
+            out.failures.push_back(where + ": answers: expected \"" +
+                                   e["answers"].as<std::string>() + "\", got \"" + got + "\"");
+        }
+    }
+    // Every role change a plan makes is a row of the transition table.
+    if (r.plan.role != state.role && !r.plan.actions.empty() &&
+        find_transition(state.role, r.plan.role) == nullptr) {
+        out.failures.push_back(where + ": no transition row from " +
+                               std::string(to_string(state.role)) + " to " +
+                               std::string(to_string(r.plan.role)));
+    }
+    state = r.next;
+    if (e["state"]) {
+        for (auto& d : check_state(state, e["state"])) {
+            out.failures.push_back(where + ": state " + d);
+        }
+    }
+}
+
 Outcome run_scenario(const std::filesystem::path& file) {
     Outcome out;
     const YAML::Node doc = YAML::LoadFile(file.string());
     Observation o;
     o.name = doc["node"] ? doc["node"].as<std::string>() : "node1";
     o.now = 1000;
-    o.now_epoch_ms = 1767225600000;  // 2026-01-01T00:00:00Z
+    o.now_epoch_ms = 1767225600000;          // 2026-01-01T00:00:00Z
     o.dynamic.postgresql.use_slots = false;  // scenarios about slots turn them on
     NodeState state;
     if (doc["state"]) {
@@ -359,57 +424,13 @@ Outcome run_scenario(const std::filesystem::path& file) {
         const std::string where = file.filename().string() + " step " + std::to_string(index);
         if (st["observe"]) {
             edit_observation(o, st["observe"]);
-            const StepResult r = step(state, o);
-            const YAML::Node e = st["expect"];
-            const std::string actions = describe(r.plan.actions);
-            out.reasons.insert(r.plan.reason);
-            if (e["actions"] && e["actions"].as<std::string>() != actions) {
-                out.failures.push_back(where + ": actions: expected \"" +
-                                       e["actions"].as<std::string>() + "\", got \"" + actions +
-                                       "\"");
-            }
-            if (e["reason"] && e["reason"].as<std::string>() != r.plan.reason) {
-                out.failures.push_back(where + ": reason: expected \"" +
-                                       e["reason"].as<std::string>() + "\", got \"" +
-                                       r.plan.reason + "\"");
-            }
-            if (e["role"] && role_of(e["role"].as<std::string>()) != r.plan.role) {
-                out.failures.push_back(where + ": role: expected " + e["role"].as<std::string>() +
-                                       ", got " + std::string(to_string(r.plan.role)));
-            }
-            if (e["retry_soon"] && e["retry_soon"].as<bool>() != r.plan.retry_soon) {
-                out.failures.push_back(where + ": retry_soon differs");
-            }
-            if (e["answers"]) {
-                std::string got;
-                for (const auto& a : r.answers) {
-                    got += (got.empty() ? "" : "; ") + std::to_string(a.id) + ": " + a.message;
-                }
-                if (e["answers"].as<std::string>() != got) {
-                    out.failures.push_back(where + ": answers: expected \"" +
-                                           e["answers"].as<std::string>() + "\", got \"" + got +
-                                           "\"");
-                }
-            }
-            // Every role change a plan makes is a row of the transition table.
-            if (r.plan.role != state.role && !r.plan.actions.empty() &&
-                find_transition(state.role, r.plan.role) == nullptr) {
-                out.failures.push_back(where + ": no transition row from " +
-                                       std::string(to_string(state.role)) + " to " +
-                                       std::string(to_string(r.plan.role)));
-            }
-            state = r.next;
-            if (e["state"]) {
-                for (auto& d : check_state(state, e["state"])) {
-                    out.failures.push_back(where + ": state " + d);
-                }
-            }
+            check_step(out, where, state, step(state, o), st["expect"]);
         } else if (st["result"]) {
             const YAML::Node n = st["result"];
             ActionResult res;
             res.kind = kind_of(n["kind"].as<std::string>());
-            res.id = n["id"] ? n["id"].as<std::uint64_t>()
-                             : (state.in_flight ? state.in_flight->id : 0);
+            res.id =
+                n["id"] ? n["id"].as<std::uint64_t>() : (state.in_flight ? state.in_flight->id : 0);
             if (n["failure"]) {
                 res.failure = failure_of(n["failure"].as<std::string>());
             }
@@ -439,6 +460,13 @@ Outcome run_scenario(const std::filesystem::path& file) {
                 out.failures.push_back(where + ": shutdown: expected " +
                                        st["shutdown"].as<std::string>() + ", got " + got);
             }
+            out.reasons.insert(sp.reason);
+            const YAML::Node e = st["expect"];
+            if (e && e["reason"] && e["reason"].as<std::string>() != sp.reason) {
+                out.failures.push_back(where + ": shutdown reason: expected \"" +
+                                       e["reason"].as<std::string>() + "\", got \"" + sp.reason +
+                                       "\"");
+            }
         } else if (st["fence"]) {
             const YAML::Node e = st["fence"];
             const auto deadline = fence_deadline(state, o.dynamic);
@@ -447,6 +475,11 @@ Outcome run_scenario(const std::filesystem::path& file) {
                 out.failures.push_back(where + ": fence deadline: expected " + e.as<std::string>() +
                                        ", got " + got);
             }
+        } else if (st["fence_step"]) {
+            // core::fence(): the fence timer fired at `now` with this step's observation.
+            const YAML::Node n = st["fence_step"];
+            const MonoMs at = n["now"] ? n["now"].as<MonoMs>() : o.now;
+            check_step(out, where, state, fence(state, at, o.dynamic, o.pg), st["expect"]);
         }
     }
     return out;
@@ -463,6 +496,18 @@ std::vector<std::filesystem::path> scenario_files() {
     return files;
 }
 
+// A file whose first line is "# BUG: ..." describes the correct behaviour of a known bug: its
+// failures are reported as warnings, and once it passes it must lose the marker.
+std::optional<std::string> bug_marker(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    std::string first;
+    std::getline(in, first);
+    if (first.rfind("# BUG:", 0) == 0) {
+        return first;
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 TEST_CASE("scenarios: every file in tests/scenarios", "[core][scenario]") {
@@ -472,6 +517,16 @@ TEST_CASE("scenarios: every file in tests/scenarios", "[core][scenario]") {
         DYNAMIC_SECTION(f.filename().string()) {
             Outcome out;
             REQUIRE_NOTHROW(out = run_scenario(f));
+            if (const auto bug = bug_marker(f)) {
+                for (const auto& failure : out.failures) {
+                    WARN(*bug << "\n  " << failure);
+                }
+                if (out.failures.empty()) {
+                    FAIL_CHECK(f.filename().string() +
+                               " passes: the bug is fixed, remove its # BUG: line");
+                }
+                continue;
+            }
             for (const auto& failure : out.failures) {
                 FAIL_CHECK(failure);
             }
@@ -493,5 +548,5 @@ TEST_CASE("transitions: the table has one row per pair and prints every row", "[
     while (std::getline(lines, line)) {
         ++rows;
     }
-    CHECK(rows == transitions().size() + 1);  // + header
+    CHECK(rows == transitions().size() + 2);  // + header and rule
 }
