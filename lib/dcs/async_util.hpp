@@ -58,24 +58,6 @@ private:
     bool failing_ = false;
 };
 
-// Completion handler for co_spawn of a background task: an exception that escaped it is
-// logged with its what() (never swallowed, STYLE T3).
-struct LogTaskException {
-    const char* task;
-    void operator()(const std::exception_ptr& e) const {
-        if (!e) {
-            return;
-        }
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            spdlog::error("{}: background task failed: {}", task, ex.what());
-        } catch (...) {
-            spdlog::error("{}: background task failed with an unknown exception", task);
-        }
-    }
-};
-
 // A background loop that must never stop for good (the DCS watches): `loop()` (returning an
 // awaitable) runs again whenever it throws, after `after_failure()` and a backoff that doubles
 // from `first` up to `max`, and every failure is logged at warn with its what(). Ends when

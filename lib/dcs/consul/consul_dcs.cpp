@@ -2,10 +2,10 @@
 // registration that follows the member data, and the object's lifecycle.
 #include "dcs/consul/consul_dcs.hpp"
 
+#include "asio/spawn.hpp"
 #include "dcs/cluster_codec.hpp"
 #include "dcs/consul/state.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -292,16 +292,16 @@ void ConsulDcs::start(std::function<void()> on_leader_change) {
     s->on_leader_change = std::move(on_leader_change);
     s->running = true;
     const auto generation = ++s->watch_generation;
-    net::co_spawn(s->executor,
-                  restart_on_exception(
-                      s->executor,
-                      "consul: leader watch",
-                      [s, generation] { return watch_loop(s, generation); },
-                      [s, generation] { return watch_alive(s, generation); },
-                      [s] { s->watch_log.mark_failing(); },
-                      kBackoff,
-                      kMaxWatchBackoff),
-                  LogTaskException{"consul"});
+    async::spawn_logged(s->executor,
+                        restart_on_exception(
+                            s->executor,
+                            "consul: leader watch",
+                            [s, generation] { return watch_loop(s, generation); },
+                            [s, generation] { return watch_alive(s, generation); },
+                            [s] { s->watch_log.mark_failing(); },
+                            kBackoff,
+                            kMaxWatchBackoff),
+                        "consul: leader watch");
 }
 
 void ConsulDcs::stop() {

@@ -2,11 +2,11 @@
 // sync, history, initialize) as txns and puts over call(), and the object's lifecycle.
 #include "dcs/etcd3/etcd3_dcs.hpp"
 
+#include "asio/spawn.hpp"
 #include "dcs/base64.hpp"
 #include "dcs/etcd3/state.hpp"
 #include "dcs/etcd3/wire.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <spdlog/spdlog.h>
 
 namespace pgwarden::dcs {
@@ -328,22 +328,23 @@ void Etcd3Dcs::start(std::function<void()> on_leader_change) {
     state_->cache_filled = false;
     const auto generation = ++state_->watch_generation;
     auto s = state_;
-    net::co_spawn(s->executor,
-                  restart_on_exception(
-                      s->executor,
-                      "etcd3: watch loop",
-                      [s, generation] { return watch_loop(s, generation); },
-                      [s, generation] { return watch_alive(s, generation); },
-                      [s] {
-                          // Nothing feeds the cache any more until the loop has refilled it.
-                          s->cache_valid = false;
-                          s->cache_filled = false;
-                          s->watch_log.mark_failing();
-                          s->wake_cache_waiters();
-                      },
-                      kFirstBackoff,
-                      kMaxBackoff),
-                  LogTaskException{"etcd3"});
+    async::spawn_logged(s->executor,
+                        restart_on_exception(
+                            s->executor,
+                            "etcd3: watch loop",
+                            [s, generation] { return watch_loop(s, generation); },
+                            [s, generation] { return watch_alive(s, generation); },
+                            [s] {
+                                // Nothing feeds the cache any more until the loop has refilled
+                                // it.
+                                s->cache_valid = false;
+                                s->cache_filled = false;
+                                s->watch_log.mark_failing();
+                                s->wake_cache_waiters();
+                            },
+                            kFirstBackoff,
+                            kMaxBackoff),
+                        "etcd3: watch loop");
 }
 
 void Etcd3Dcs::stop() {

@@ -2,6 +2,7 @@
 // auth token, lease, watch-fed cache), and the functions its files call across each other.
 #pragma once
 
+#include "asio/event.hpp"
 #include "dcs/async_util.hpp"
 #include "dcs/cluster_codec.hpp"
 #include "dcs/etcd3/etcd3_dcs.hpp"
@@ -107,8 +108,8 @@ struct Etcd3Dcs::State {
     std::int64_t observed_revision = 0;
     std::optional<Clock::time_point> behind_since;  // observed_revision > cache_revision since
     Clock::time_point last_behind_check{};
-    std::vector<boost::asio::steady_timer*>
-        cache_waiters;  // get_cluster calls waiting for the watch
+    // get_cluster calls waiting for the watch: set on cache progress or loss.
+    std::vector<async::Event*> cache_waiters;
 
     // HTTP requests sent, by API path ("/kv/range", "/lease/keepalive", "/watch", ...).
     std::map<std::string, std::uint64_t, std::less<>> requests;
@@ -135,8 +136,8 @@ struct Etcd3Dcs::State {
     }
 
     void wake_cache_waiters() {
-        for (auto* timer : cache_waiters) {
-            timer->cancel();
+        for (auto* waiter : cache_waiters) {
+            waiter->set();
         }
     }
     // The cache is not fed any more (or cannot be trusted): unusable until the watch loop has

@@ -40,19 +40,20 @@ void remember_member(State& s, const core::Cluster& cluster, std::int64_t revisi
     }
 }
 
-// Registers a timer that cache progress (or loss) cancels, for as long as it lives.
+// An event that cache progress (or loss) sets, registered for as long as it lives.
 class CacheWaiter {
 public:
-    CacheWaiter(State& s, net::steady_timer& timer) : state_(s), timer_(&timer) {
-        state_.cache_waiters.push_back(timer_);
+    explicit CacheWaiter(State& s) : state_(s), event_(s.executor) {
+        state_.cache_waiters.push_back(&event_);
     }
-    ~CacheWaiter() { std::erase(state_.cache_waiters, timer_); }
+    ~CacheWaiter() { std::erase(state_.cache_waiters, &event_); }
     CacheWaiter(const CacheWaiter&) = delete;
     CacheWaiter& operator=(const CacheWaiter&) = delete;
+    async::Event& event() { return event_; }
 
 private:
     State& state_;
-    net::steady_timer* timer_;
+    async::Event event_;
 };
 
 enum class CacheUse {
@@ -84,11 +85,9 @@ net::awaitable<CacheUse> cache_use(StatePtr s) {
     }
     // Read-your-writes: our last write has not come through the watch yet; wait a little.
     const auto deadline = now + kReadYourWritesWait;
-    net::steady_timer timer(s->executor);
-    CacheWaiter waiter(*s, timer);
     while (s->cache_valid && s->cache_revision < s->write_revision && Clock::now() < deadline) {
-        timer.expires_at(deadline);
-        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        CacheWaiter waiter(*s);  // one-shot: a new one for each progress that was not enough
+        co_await waiter.event().wait_until(deadline);
     }
     co_return s->cache_valid && s->cache_revision >= s->write_revision ? CacheUse::Use
                                                                        : CacheUse::Read;
