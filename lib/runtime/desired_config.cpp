@@ -1,34 +1,20 @@
 // The managed configuration files a node's role asks for (parameters, pg_hba, pg_ident, the
 // standby settings following the leader): a pure function of settings and the cluster view.
 #include "config/pg_parameters.hpp"
+#include "dcs/host_port.hpp"
 #include "pg/config_files.hpp"
 #include "pg/pg_control.hpp"
 #include "runtime/runtime.hpp"
 
-#include <cstdlib>
 
 namespace pgwarden::runtime {
 
 std::pair<std::string, int> host_port_of(const std::string& conn_url) {
-    std::string rest = conn_url;
-    if (auto pos = rest.find("://"); pos != std::string::npos) {
-        rest = rest.substr(pos + 3);
+    auto hp = dcs::parse_host_port(conn_url, 5432);
+    if (!hp) {
+        return {std::string(), 0};  // unusable: no address rather than a guess
     }
-    if (auto pos = rest.find('/'); pos != std::string::npos) {
-        rest = rest.substr(0, pos);
-    }
-    if (auto at = rest.rfind('@'); at != std::string::npos) {
-        rest = rest.substr(at + 1);
-    }
-    auto colon = rest.rfind(':');
-    if (colon == std::string::npos || rest.find(']', colon) != std::string::npos) {
-        return {rest, 5432};
-    }
-    std::string host = rest.substr(0, colon);
-    if (host.size() > 1 && host.front() == '[') {
-        host = host.substr(1, host.size() - 2);
-    }
-    return {host, std::atoi(rest.substr(colon + 1).c_str())};
+    return {hp->host, hp->port};
 }
 
 pg::ConfigFiles primary_files(const core::Settings& settings,
@@ -52,8 +38,9 @@ pg::ConfigFiles replica_files(const core::Settings& settings,
     pg::ConfigFiles files = primary_files(settings, dynamic, server_version);
     std::map<std::string, std::string> recovery{{"recovery_target_timeline", "latest"}};
     const core::Member* m = cluster && !leader.empty() ? cluster->member(leader) : nullptr;
-    if (m != nullptr && !m->conn_url.empty()) {
-        const auto [host, port] = host_port_of(m->conn_url);
+    const auto [host, port] =
+        m != nullptr ? host_port_of(m->conn_url) : std::pair<std::string, int>{};
+    if (!host.empty()) {
         recovery["primary_conninfo"] = pg::primary_conninfo(settings, host, port);
         if (dynamic.postgresql.use_slots) {
             recovery["primary_slot_name"] = pg::slot_name_from_member_name(settings.name);

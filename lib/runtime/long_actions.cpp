@@ -242,10 +242,14 @@ std::optional<std::pair<std::string, int>> member_address(const Runtime& rt,
                                                           const std::string& name) {
     const auto& cluster = rt.observer.cluster();
     const core::Member* m = cluster ? cluster->member(name) : nullptr;
-    if (m == nullptr || m->conn_url.empty()) {
+    if (m == nullptr) {
         return std::nullopt;
     }
-    return host_port_of(m->conn_url);
+    auto hp = host_port_of(m->conn_url);
+    if (hp.first.empty()) {
+        return std::nullopt;
+    }
+    return hp;
 }
 
 net::awaitable<ActionResult> start_replica(std::shared_ptr<Runtime> rt,

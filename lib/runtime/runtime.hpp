@@ -241,7 +241,7 @@ pg::ConfigFiles replica_files(const core::Settings& settings,
 // What a reload compares: parameters, pg_hba, pg_ident (recovery settings follow the leader
 // through Follow instead).
 std::string files_signature(const pg::ConfigFiles& files);
-// "postgres://host:port/db" -> host, port (5432 if absent).
+// "postgres://host:port/db" -> host, port (5432 if absent); host "" when unusable.
 std::pair<std::string, int> host_port_of(const std::string& conn_url);
 
 }  // namespace pgwarden::runtime
