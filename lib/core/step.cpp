@@ -304,22 +304,14 @@ void answer_requests(const NodeState& n,
         const bool busy = running.has_value();
         const std::string busy_text = busy ? label(*running) + " already in progress" : "";
         switch (r.kind) {
-            case RequestKind::Reload: {
-                if (busy) {
-                    answers.push_back({r.id, false, busy_text});
-                    break;
-                }
-                Action a = act(ActionKind::Reload);
-                a.request = r.id;
-                plan.actions.push_back(a);
-                break;
-            }
+            case RequestKind::Reload:
             case RequestKind::Restart: {
                 if (busy) {
                     answers.push_back({r.id, false, busy_text});
                     break;
                 }
-                Action a = act(ActionKind::Restart);
+                Action a =
+                    act(r.kind == RequestKind::Reload ? ActionKind::Reload : ActionKind::Restart);
                 a.request = r.id;
                 plan.actions.push_back(a);
                 break;

@@ -38,6 +38,15 @@ int server_version(const Runtime& rt) {
     return pg.query ? pg.query->server_version : 150000;
 }
 
+// The standby configuration following `leader` as the current view and settings say.
+pg::ConfigFiles replica_files_following(const Runtime& rt, const std::string& leader) {
+    return replica_files(rt.settings,
+                         rt.observer.dynamic(),
+                         rt.observer.cluster(),
+                         leader,
+                         rt.observer.pg().query ? rt.observer.pg().query->server_version : 150000);
+}
+
 // Writes the managed files; the signature written is returned through `r`.
 net::awaitable<pg::Status> write_files(std::shared_ptr<Runtime> rt,
                                        pg::ConfigFiles files,
@@ -257,13 +266,7 @@ net::awaitable<ActionResult> start_replica(std::shared_ptr<Runtime> rt,
                                            ActionResult r) {
     r.target = leader;
     rt->publisher.show(core::PgState::Starting);
-    if (auto err = co_await write_files(rt,
-                                        replica_files(rt->settings,
-                                                      rt->observer.dynamic(),
-                                                      rt->observer.cluster(),
-                                                      leader,
-                                                      server_version(*rt)),
-                                        &r)) {
+    if (auto err = co_await write_files(rt, replica_files_following(*rt, leader), &r)) {
         co_return failed(std::move(r), Failure::Failed, err->message);
     }
     if (auto err = co_await rt->pg.start(pg_ctl_timeout(*rt))) {
@@ -295,13 +298,7 @@ net::awaitable<ActionResult> create_replica(std::shared_ptr<Runtime> rt,
 net::awaitable<ActionResult> follow(std::shared_ptr<Runtime> rt,
                                     std::string leader,
                                     ActionResult r) {
-    if (auto err = co_await write_files(rt,
-                                        replica_files(rt->settings,
-                                                      rt->observer.dynamic(),
-                                                      rt->observer.cluster(),
-                                                      leader,
-                                                      server_version(*rt)),
-                                        &r)) {
+    if (auto err = co_await write_files(rt, replica_files_following(*rt, leader), &r)) {
         co_return failed(std::move(r), Failure::Failed, err->message);
     }
     if (auto err = co_await rt->pg.reload()) {
