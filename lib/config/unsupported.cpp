@@ -92,6 +92,14 @@ std::vector<Problem> unsupported_dynamic(const core::DynamicSettings& d,
                   std::to_string(d.primary_race_backoff),
                   "replicas race for the leader lock at once");
     }
+    for (const auto& slot : d.slots) {
+        if (slot.type == "logical") {
+            r.warning(path("slots." + slot.name),
+                      "logical",
+                      "permanent logical slots are neither created nor copied to replicas "
+                      "(permanent physical slots are kept)");
+        }
+    }
     for (const auto& key : d.unimplemented_keys) {
         r.warning(path(key), "", effect_of(key));
     }

@@ -200,6 +200,14 @@ ShutdownPlan shutdown_plan(const NodeState& state, const DynamicSettings& dynami
 std::vector<std::string> wanted_slots(const NodeState& state, const Observation& obs);
 std::vector<std::string> permanent_physical_slots(const DynamicSettings& dynamic);
 
+// Patroni's ignore_slots: a slot matching every non-empty field of one matcher is left alone
+// (never dropped). Physical slots have no database or plugin.
+bool slot_ignored(const std::vector<SlotMatcher>& ignore,
+                  std::string_view name,
+                  std::string_view type,
+                  std::string_view database = {},
+                  std::string_view plugin = {}) noexcept;
+
 // A switchover candidate the old primary may hand the key to: reachable, allowed, a replica,
 // holding WAL up to `lsn` (the end of our shutdown checkpoint record).
 bool candidate_has(const MemberProbe& probe, std::int64_t lsn) noexcept;

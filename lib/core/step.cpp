@@ -389,6 +389,21 @@ ShutdownPlan shutdown_plan(const NodeState& state, const DynamicSettings& dynami
                             : "stopping postgresql"};
 }
 
+bool slot_ignored(const std::vector<SlotMatcher>& ignore,
+                  std::string_view name,
+                  std::string_view type,
+                  std::string_view database,
+                  std::string_view plugin) noexcept {
+    for (const auto& m : ignore) {
+        if ((m.name.empty() || m.name == name) && (m.type.empty() || m.type == type) &&
+            (m.database.empty() || m.database == database) &&
+            (m.plugin.empty() || m.plugin == plugin)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool candidate_has(const MemberProbe& p, std::int64_t lsn) noexcept {
     return p.reachable && !p.nofailover && !p.watchdog_failed && !p.is_primary &&
            p.wal_position >= lsn;

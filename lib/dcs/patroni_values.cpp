@@ -34,28 +34,6 @@ std::optional<std::int64_t> parse_int_text(std::string_view text) {
 
 }  // namespace
 
-bool patroni_truthy(const json& value) noexcept {
-    switch (value.type()) {
-        case json::value_t::boolean:
-            return value.get<bool>();
-        case json::value_t::number_integer:
-            return value.get<std::int64_t>() != 0;
-        case json::value_t::number_unsigned:
-            return value.get<std::uint64_t>() != 0;
-        case json::value_t::number_float:
-            return value.get<double>() != 0.0;
-        case json::value_t::string:  // (json::empty() is false for every string)
-            return !value.get_ref<const std::string&>().empty();
-        case json::value_t::array:
-        case json::value_t::object:
-            return !value.empty();
-        case json::value_t::binary:
-            return !value.get_binary().empty();
-        default:
-            return false;
-    }
-}
-
 std::optional<std::int64_t> patroni_int(const json& value) noexcept {
     if (value.is_number_unsigned()) {
         const auto u = value.get<std::uint64_t>();

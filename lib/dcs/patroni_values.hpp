@@ -13,7 +13,7 @@
 // `nostream` (not used here) goes through parse_bool.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -21,8 +21,33 @@
 
 namespace pgwarden::dcs {
 
-// Python's bool(x) for a JSON value: false for null, false, 0, 0.0, "", [] and {}.
-bool patroni_truthy(const nlohmann::json& value) noexcept;
+// Python's bool(x) for a JSON value: false for null, false, 0, 0.0, "", [] and {}. For any
+// nlohmann::basic_json (the REST API's ordered_json too): the one copy of this rule.
+template <class Json>
+bool patroni_truthy(const Json& value) noexcept {
+    if (value.is_boolean()) {
+        return value.template get<bool>();
+    }
+    if (value.is_number_integer()) {
+        return value.template get<std::int64_t>() != 0;
+    }
+    if (value.is_number_unsigned()) {
+        return value.template get<std::uint64_t>() != 0;
+    }
+    if (value.is_number_float()) {
+        return value.template get<double>() != 0.0;
+    }
+    if (value.is_string()) {  // (json::empty() is false for every string)
+        return !value.template get_ref<const typename Json::string_t&>().empty();
+    }
+    if (value.is_array() || value.is_object()) {
+        return !value.empty();
+    }
+    if (value.is_binary()) {
+        return !value.get_binary().empty();
+    }
+    return false;  // null, discarded
+}
 
 // Python's int(x) for the JSON types Patroni meets: integers, integral floats (truncated) and
 // decimal strings; nullopt otherwise (or out of int64 range).

@@ -4,6 +4,7 @@
 
 #include "core/cluster.hpp"
 #include "core/pg_state.hpp"
+#include "core/settings.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
@@ -92,7 +93,10 @@ public:
                                     int port,
                                     std::vector<std::string> extra_args) = 0;
     virtual Task<Status> rewind_from(std::string host, int port) = 0;
-    virtual Task<Status> sync_physical_slots(std::vector<std::string> names) = 0;
+    // Makes the physical slots exactly `names`: creates the missing ones, drops inactive ones
+    // not named, except those matching `ignore` (ignore_slots).
+    virtual Task<Status> sync_physical_slots(std::vector<std::string> names,
+                                             std::vector<core::SlotMatcher> ignore = {}) = 0;
     virtual Task<Status> advance_physical_slots(std::vector<std::string> names) = 0;
     virtual Task<Result<std::vector<core::HistoryLine>>> read_timeline_history(int timeline) = 0;
     virtual Task<Status> remove_data_directory() = 0;

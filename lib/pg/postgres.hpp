@@ -102,7 +102,8 @@ public:
     Task<Status> rewind_from(std::string host, int port) override;
     // Makes the primary's physical replication slots exactly `names` (creates missing ones,
     // drops other physical slots that are not active), as the leader does with use_slots.
-    Task<Status> sync_physical_slots(std::vector<std::string> names) override;
+    Task<Status> sync_physical_slots(std::vector<std::string> names,
+                                     std::vector<core::SlotMatcher> ignore = {}) override;
     // On a replica: moves the inactive physical slots among `names` up to the replay position,
     // so slots kept for the other members (ready for a promotion) retain only the WAL they
     // would need then.

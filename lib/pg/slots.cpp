@@ -1,5 +1,6 @@
 // Physical replication slots: the leader keeps exactly the wanted ones, a replica advances
 // the ones it keeps for a promotion.
+#include "core/node_state.hpp"
 #include "pg/postgres_impl.hpp"
 
 #include <spdlog/spdlog.h>
@@ -35,7 +36,8 @@ Task<Status> Postgres::advance_physical_slots(std::vector<std::string> names) {
     co_return std::nullopt;
 }
 
-Task<Status> Postgres::sync_physical_slots(std::vector<std::string> names) {
+Task<Status> Postgres::sync_physical_slots(std::vector<std::string> names,
+                                           std::vector<core::SlotMatcher> ignore) {
     Impl& d = *impl_;
     auto deadline = Clock::now() + std::chrono::seconds(30);
     PqConnection c(d.ex);
@@ -70,7 +72,8 @@ Task<Status> Postgres::sync_physical_slots(std::vector<std::string> names) {
     // Drop physical slots nobody wants any more (Patroni slots.py drop_replication_slot: only
     // when not active; an active one is retried next time).
     for (const auto& [name, active] : physical) {
-        if (std::find(names.begin(), names.end(), name) != names.end()) {
+        if (std::find(names.begin(), names.end(), name) != names.end() ||
+            core::slot_ignored(ignore, name, "physical")) {
             continue;
         }
         if (active) {

@@ -158,7 +158,8 @@ net::awaitable<core::ActionResult> Executor::run_short(core::Action a) {
             co_return r;
         }
         case core::ActionKind::SyncSlots: {
-            if (auto err = co_await rt_.pg.sync_physical_slots(slot_names(a))) {
+            if (auto err = co_await rt_.pg.sync_physical_slots(
+                    slot_names(a), rt_.observer.dynamic().ignore_slots)) {
                 spdlog::warn("replication slots: {}", err->message);
                 co_return failed(std::move(r), core::Failure::Failed, err->message);
             }

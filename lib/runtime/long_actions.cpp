@@ -178,7 +178,8 @@ net::awaitable<ActionResult> start_primary(std::shared_ptr<Runtime> rt, ActionRe
 
 net::awaitable<ActionResult> promote(std::shared_ptr<Runtime> rt, core::Action a, ActionResult r) {
     if (!a.slots.empty() || !a.permanent_slots.empty()) {
-        if (auto err = co_await rt->pg.sync_physical_slots(slot_names(a))) {
+        if (auto err = co_await rt->pg.sync_physical_slots(slot_names(a),
+                                                           rt->observer.dynamic().ignore_slots)) {
             spdlog::warn("replication slots before promotion: {}", err->message);
         }
     }

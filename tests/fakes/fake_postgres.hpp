@@ -239,7 +239,8 @@ public:
         co_return std::nullopt;
     }
 
-    pg::Task<pg::Status> sync_physical_slots(std::vector<std::string> names) override {
+    pg::Task<pg::Status> sync_physical_slots(std::vector<std::string> names,
+                                             std::vector<core::SlotMatcher> = {}) override {
         if (auto err = running_op(PgOp::SyncPhysicalSlots)) {
             co_return err;
         }

@@ -2,6 +2,7 @@
 // deep_compare, parse_bool, parse_seconds, parse_bytes, postgres_version_to_int.
 #include "runtime/rest/python_value.hpp"
 
+#include "dcs/patroni_values.hpp"
 #include "runtime/rest/handlers.hpp"
 #include "runtime/rest/parse_util.hpp"
 #include "runtime/rest/unsafe.hpp"
@@ -15,25 +16,7 @@
 namespace pgwarden::rest {
 
 bool truthy(const OJson& v) {
-    if (v.is_null()) {
-        return false;
-    }
-    if (v.is_boolean()) {
-        return v.get<bool>();
-    }
-    if (v.is_number_integer()) {
-        return v.get<std::int64_t>() != 0;
-    }
-    if (v.is_number_unsigned()) {
-        return v.get<std::uint64_t>() != 0;
-    }
-    if (v.is_number_float()) {
-        return v.get<double>() != 0.0;
-    }
-    if (v.is_string()) {
-        return !v.get_ref<const std::string&>().empty();
-    }
-    return !v.empty();  // array / object
+    return dcs::patroni_truthy(v);
 }
 
 std::string py_str(const OJson& v) {

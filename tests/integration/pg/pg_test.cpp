@@ -927,6 +927,11 @@ TEST_CASE("replication: a clone streams from the primary, slots follow sync_phys
     // Unwanted inactive physical slots go; the active one and the logical one stay.
     require_ok(run_task(p.io, p.pa->sync_physical_slots({"spare_2"})));
     CHECK(slot_names(p.a) == "logical_keep,node_b,spare_2");
+    // ignore_slots (F14): a matching slot nobody names is left alone.
+    pgwarden::core::SlotMatcher keep_spare;
+    keep_spare.name = "spare_2";
+    require_ok(run_task(p.io, p.pa->sync_physical_slots({}, {keep_spare})));
+    CHECK(slot_names(p.a) == "logical_keep,node_b,spare_2");
     require_ok(run_task(p.io, p.pa->sync_physical_slots({})));
     CHECK(slot_names(p.a) == "logical_keep,node_b");
     // A name PostgreSQL rejects is reported; the other slots are still handled.

@@ -255,3 +255,15 @@ TEST_CASE("config unsupported: --validate-config prints them and exits 2 on an e
     }
     std::filesystem::remove(path);
 }
+
+TEST_CASE("config unsupported_dynamic: permanent logical slots are a warning, physical ones none",
+          "[config][unsupported][F14]") {
+    const auto d = parse_dynamic_json(
+                       R"({"slots":{"cdc":{"type":"logical","database":"app","plugin":"pgoutput"},)"
+                       R"("backup_tool":{"type":"physical"}}})")
+                       .settings;
+    const auto problems = unsupported_dynamic(d);
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0].path == "config.slots.cdc");
+    CHECK(problems[0].severity == Problem::Severity::Warning);
+}

@@ -75,8 +75,10 @@ public:
     pg::Task<pg::Status> rewind_from(std::string host, int port) override {
         return gated(fakes::PgOp::RewindFrom, fake_.rewind_from(std::move(host), port));
     }
-    pg::Task<pg::Status> sync_physical_slots(std::vector<std::string> names) override {
-        return gated(fakes::PgOp::SyncPhysicalSlots, fake_.sync_physical_slots(std::move(names)));
+    pg::Task<pg::Status> sync_physical_slots(std::vector<std::string> names,
+                                             std::vector<core::SlotMatcher> ignore = {}) override {
+        return gated(fakes::PgOp::SyncPhysicalSlots,
+                     fake_.sync_physical_slots(std::move(names), std::move(ignore)));
     }
     pg::Task<pg::Status> advance_physical_slots(std::vector<std::string> names) override {
         return gated(fakes::PgOp::AdvancePhysicalSlots,
