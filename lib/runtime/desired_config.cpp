@@ -6,7 +6,6 @@
 #include "pg/pg_control.hpp"
 #include "runtime/runtime.hpp"
 
-
 namespace pgwarden::runtime {
 
 std::pair<std::string, int> host_port_of(const std::string& conn_url) {

@@ -15,7 +15,6 @@
 #pragma once
 
 #include "core/iso8601.hpp"
-
 #include "core/node_status.hpp"
 #include "core/settings.hpp"
 #include "runtime/rest/api_actions.hpp"
