@@ -523,6 +523,13 @@ StepResult step(const NodeState& state, const Observation& o) noexcept {
     return out;
 }
 
+// PostgreSQL runs as a replica of `leader` now (started, rewound or re-cloned).
+static void became_replica_of(NodeState& n, const std::string& leader) {
+    n.role = Role::Replica;
+    n.following = leader;
+    n.replica_start_failed = false;
+}
+
 NodeState apply(const NodeState& state, const ActionResult& r, MonoMs now) noexcept {
     NodeState n = state;
     if (is_long(r.kind)) {
@@ -624,9 +631,7 @@ NodeState apply(const NodeState& state, const ActionResult& r, MonoMs now) noexc
             break;
         case ActionKind::StartReplica:
             if (r.ok()) {
-                n.role = Role::Replica;
-                n.following = r.target;
-                n.replica_start_failed = false;
+                became_replica_of(n, r.target);
             } else {
                 n.replica_start_failed = true;
             }
@@ -640,9 +645,7 @@ NodeState apply(const NodeState& state, const ActionResult& r, MonoMs now) noexc
             if (r.ok()) {
                 n.rewind_failure.reset();
                 n.rewind_retries = 0;
-                n.role = Role::Replica;
-                n.following = r.target;
-                n.replica_start_failed = false;
+                became_replica_of(n, r.target);
             } else if (r.failure == Failure::SourceUnreachable ||
                        r.failure == Failure::SourceNotReady) {
                 ++n.rewind_retries;  // a passing fault: the next cycle tries again
@@ -655,9 +658,7 @@ NodeState apply(const NodeState& state, const ActionResult& r, MonoMs now) noexc
             if (r.ok()) {
                 n.rewind_failure.reset();
                 n.rewind_retries = 0;
-                n.role = Role::Replica;
-                n.following = r.target;
-                n.replica_start_failed = false;
+                became_replica_of(n, r.target);
                 n.slots_applied = false;
             } else if (r.kind == ActionKind::Reinitialize) {
                 n.role = Role::Uninitialized;
