@@ -2,6 +2,7 @@
 // a switchover or failover seen by the leader, and giving up after primary_start_timeout.
 #include "core/decide_internal.hpp"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,16 @@ Plan decide_leader_race(const Snapshot& s) {
     }
     if (nofailover(s)) {
         return {Role::Replica, {}, "not racing for the leader lock: tagged nofailover"};
+    }
+    // check_timeline (Patroni §4 step 9): a replica behind the cluster's timeline never races.
+    const int my_timeline = s.pg.query ? std::max(s.pg.query->timeline, s.local.streamed_timeline)
+                                       : s.pg.control_timeline;
+    if (s.dynamic.check_timeline && cluster_timeline(c) > my_timeline) {
+        return {Role::Replica,
+                {},
+                "not healthy enough for leader race: timeline " + std::to_string(my_timeline) +
+                    " is behind the cluster's " + std::to_string(cluster_timeline(c)) +
+                    " (check_timeline)"};
     }
     const std::int64_t mine = my_wal_position(s.pg);
     if (c.last_lsn && *c.last_lsn - mine > s.dynamic.maximum_lag_on_failover) {

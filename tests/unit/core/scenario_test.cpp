@@ -266,6 +266,7 @@ void edit_observation(Observation& o, const YAML::Node& n) {
         set_if(d, "member_slots_ttl", o.dynamic.member_slots_ttl);
         set_if(d, "use_slots", o.dynamic.postgresql.use_slots);
         set_if(d, "standby_cluster", o.dynamic.standby_cluster_present);
+        set_if(d, "check_timeline", o.dynamic.check_timeline);
         set_if(d, "synchronous_mode", o.dynamic.synchronous_mode);
         if (d["slots"]) {
             o.dynamic.slots.clear();
